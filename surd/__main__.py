@@ -1,0 +1,5 @@
+"""`python -m surd` is the `surd` command."""
+
+from surd.cli import main
+
+main()

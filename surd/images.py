@@ -1,0 +1,166 @@
+"""Image bytes → validated, RGB, resized, re-encoded bytes (the resizer every source shares).
+
+Rejections raise `ImageRejected(reason, detail)`; reasons: empty_file, not_an_image, decode_error, too_small,
+decompression_bomb. Odd modes (CMYK, palette, alpha, 16-bit, float) are converted to RGB and recorded.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+RESIZE_MODES = ("center_crop", "keep_ratio", "pad", "none")
+FORMATS = {"jpg": "JPEG", "webp": "WEBP", "png": "PNG"}
+# Pillow's own bomb threshold (~89.5 Mpx). Larger images are refused before any pixel is decoded.
+DEFAULT_MAX_PIXELS = 89_478_485
+
+
+class ImageRejected(Exception):
+    """An image that cannot be used; `reason` is the snake_case label counted in the stats."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """How ingest resizes and encodes images (img2dataset's modes; the paper's is center_crop at 512)."""
+
+    size: int = 512
+    resize_mode: str = "center_crop"
+    quality: int = 95
+    image_format: str = "jpg"
+    min_size: int = 64
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def __post_init__(self) -> None:
+        if self.resize_mode not in RESIZE_MODES:
+            raise ValueError(f"resize_mode must be one of {', '.join(RESIZE_MODES)}, got {self.resize_mode!r}")
+        if self.image_format not in FORMATS:
+            raise ValueError(f"image_format must be one of {', '.join(FORMATS)}, got {self.image_format!r}")
+        if not 16 <= self.size <= 8192:
+            raise ValueError(f"size must be between 16 and 8192 pixels, got {self.size}")
+        if not 1 <= self.quality <= 100:
+            raise ValueError(f"quality must be between 1 and 100, got {self.quality}")
+        if self.min_size < 0 or self.max_pixels < 1:
+            raise ValueError("min_size must be >= 0 and max_pixels >= 1")
+
+
+@dataclass(frozen=True)
+class ProcessedImage:
+    data: bytes
+    ext: str  # member name in the shard: jpg / webp / png
+    width: int  # original size, before resizing
+    height: int
+    source_format: str
+    converted_from: str | None  # original mode when it was not RGB
+
+
+def _open(data: bytes, cfg: ImageConfig) -> Image.Image:
+    if not data:
+        raise ImageRejected("empty_file", "0 bytes")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError as e:
+        raise ImageRejected("not_an_image", f"{len(data)} bytes, not a known image format") from e
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageRejected("decompression_bomb", str(e)) from e
+    except Exception as e:  # malformed headers raise all sorts of errors inside Pillow's plugins
+        raise ImageRejected("decode_error", f"{type(e).__name__}: {e}") from e
+    w, h = img.size
+    if w * h > cfg.max_pixels:
+        raise ImageRejected("decompression_bomb", f"{w}x{h} = {w * h} pixels > max_pixels {cfg.max_pixels}")
+    if min(w, h) < cfg.min_size:
+        raise ImageRejected("too_small", f"{w}x{h} < min_size {cfg.min_size}")
+    return img
+
+
+def _scale(w: int, h: int, cfg: ImageConfig) -> float:
+    if cfg.resize_mode == "pad":
+        return cfg.size / max(w, h)
+    if cfg.resize_mode == "none":
+        return 1.0
+    return cfg.size / min(w, h)
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Any mode → RGB. Alpha is composited on white; 16-bit and float are rescaled, not clipped."""
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        hi = 65535.0 if mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        if mode == "F":
+            lo, hi = float(arr.min(initial=0)), float(arr.max(initial=1))
+            arr = (arr - lo) / max(hi - lo, 1e-12) * 255.0
+        else:
+            arr = arr / hi * 255.0
+        return Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8)).convert("RGB")
+    if mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def _resize(img: Image.Image, cfg: ImageConfig) -> Image.Image:
+    w, h = img.size
+    s = _scale(w, h, cfg)
+    if cfg.resize_mode == "none":
+        return img
+    if cfg.resize_mode == "center_crop":
+        side = min(w, h)
+        box = ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2)
+        return img.resize((cfg.size, cfg.size), Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
+    new = (max(1, round(w * s)), max(1, round(h * s)))
+    out = img.resize(new, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    if cfg.resize_mode == "keep_ratio":
+        return out
+    canvas = Image.new("RGB", (cfg.size, cfg.size), (0, 0, 0))
+    canvas.paste(out, ((cfg.size - new[0]) // 2, (cfg.size - new[1]) // 2))
+    return canvas
+
+
+def process_image(data: bytes, cfg: ImageConfig) -> ProcessedImage:
+    """Validate, decode (reduced on decode for large JPEGs), convert to RGB, resize and encode one image."""
+    img = _open(data, cfg)
+    w, h, fmt, mode = img.width, img.height, img.format or "", img.mode
+    try:
+        s = _scale(w, h, cfg)
+        if fmt == "JPEG" and s <= 0.5:
+            # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: far less work, still ≥ the target resolution.
+            img.draft(None, (math.ceil(w * s), math.ceil(h * s)))
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        rgb = _to_rgb(img)
+        out = _resize(rgb, cfg)
+    except ImageRejected:
+        raise
+    except Image.DecompressionBombError as e:
+        raise ImageRejected("decompression_bomb", str(e)) from e
+    except Exception as e:  # truncated streams, bad huffman tables, broken PNG chunks, ...
+        raise ImageRejected("decode_error", f"{type(e).__name__}: {e}") from e
+    return ProcessedImage(data=encode(out, cfg), ext=cfg.image_format, width=w, height=h, source_format=fmt,
+                          converted_from=None if mode == "RGB" else mode)
+
+
+def encode(img: Image.Image, cfg: ImageConfig) -> bytes:
+    buf = io.BytesIO()
+    fmt = FORMATS[cfg.image_format]
+    if fmt == "PNG":
+        img.save(buf, fmt, optimize=False)
+    else:
+        img.save(buf, fmt, quality=cfg.quality)
+    return buf.getvalue()

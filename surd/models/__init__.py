@@ -1,0 +1,96 @@
+"""One place that turns a model spec (hub id, local directory, or ``tiny``) into something loadable.
+
+Family-specific loaders live beside this file (``blip.py``, ``clip.py``, ``llm.py``, ``sd.py``); they share
+the spec parsing, device/dtype resolution, lazy imports with install hints and offline error messages here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+TINY = "tiny"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed model spec: kind is ``tiny`` (random model built in code), ``local`` (a directory) or ``hub``."""
+
+    kind: str
+    value: str
+
+    @property
+    def label(self) -> str:
+        """What to record in sample json as the model id."""
+        return self.value if self.kind != "local" else str(Path(self.value).resolve())
+
+
+def parse_spec(spec: str) -> ModelSpec:
+    """``tiny`` → tiny; an existing path (or one starting with ``/``, ``./``, ``~``) → local; else a hub id."""
+    if not spec or not str(spec).strip():
+        raise ValueError("empty model spec: pass a hub id, a local directory, or 'tiny'")
+    spec = str(spec).strip()
+    if spec == TINY or spec.startswith(TINY + ":"):
+        return ModelSpec(TINY, spec)
+    expanded = os.path.expanduser(spec)
+    if os.path.exists(expanded) or spec.startswith(("/", "./", "../", "~")):
+        if not os.path.exists(expanded):
+            raise FileNotFoundError(f"model directory {expanded} does not exist")
+        return ModelSpec("local", expanded)
+    return ModelSpec("hub", spec)
+
+
+def require(module: str, extra: str) -> ModuleType:
+    """Import a heavy optional dependency, or fail with the exact install command."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise ImportError(f"{module} is needed for this stage: pip install 'surd[{extra}]'") from e
+
+
+def offline_hint(hub_id: str, flag: str = "--model") -> str:
+    """The message for a hub load that failed (no network, no such repo)."""
+    return (
+        f"could not load {hub_id!r} from the model hub (offline, or no such model). "
+        f"Download it on a machine with access, e.g. `hf download {hub_id} --local-dir models/{hub_id.split('/')[-1]}`, "
+        f"copy that folder here and pass {flag} models/{hub_id.split('/')[-1]}; or pass {flag} tiny for an offline smoke run"
+    )
+
+
+def resolve_device(device: str = "auto") -> Any:
+    """``auto`` → cuda, then mps, then cpu; anything else is passed to torch.device."""
+    torch = require("torch", "caption")
+    if device != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def resolve_dtype(dtype: str, device: Any) -> Any:
+    """``auto`` → bf16 on GPUs that support it, else fp16 on GPU, fp32 on CPU; or an explicit name."""
+    torch = require("torch", "caption")
+    names = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
+             "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+    if dtype != "auto":
+        if dtype not in names:
+            raise ValueError(f"unknown dtype {dtype!r}; use auto, {', '.join(names)}")
+        return names[dtype]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "mps":
+        return torch.float16
+    return torch.float32
+
+
+def model_revision(model: Any) -> str:
+    """The hub commit a transformers/diffusers model was loaded from, or ``local``/``tiny``."""
+    cfg = getattr(model, "config", None)
+    rev = getattr(cfg, "_commit_hash", None) if cfg is not None else None
+    return rev or "local"

@@ -1,0 +1,152 @@
+"""ingest: source rows → samples with `jpg` (resized to size²) and `json` (prompts, provenance, sha256)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import surd
+from surd.fetchers import FetchError, fetch_all
+from surd.images import DEFAULT_MAX_PIXELS, ImageConfig, ImageRejected, process_image
+from surd.sample import Rejected, Sample, make_key
+from surd.sources import build_source_config, get_source
+
+NAME = "ingest"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Where rows come from (source + path + options), how images are fetched, resized and sharded."""
+
+    source: str = "manifest"
+    path: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    download: dict[str, Any] = field(default_factory=dict)
+    size: int = 512
+    resize_mode: str = "center_crop"
+    quality: int = 95
+    image_format: str = "jpg"
+    min_size: int = 64
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    shard_size: int = 1000
+    dedup: bool = True
+    fetch_chunk: int = 64  # rows fetched at once; the next chunk downloads while this one is resized
+
+    def __post_init__(self) -> None:
+        if self.shard_size < 1:
+            raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
+        if self.fetch_chunk < 1:
+            raise ValueError(f"fetch_chunk must be >= 1, got {self.fetch_chunk}")
+        self.image_config()  # validates size / mode / quality
+        self.source_config()  # validates the source's own options (and that its files exist)
+
+    def image_config(self) -> ImageConfig:
+        return ImageConfig(size=self.size, resize_mode=self.resize_mode, quality=self.quality,
+                           image_format=self.image_format, min_size=self.min_size, max_pixels=self.max_pixels)
+
+    def source_config(self) -> Any:
+        return build_source_config(self.source, self.path, self.options)
+
+
+def versions() -> dict[str, str]:
+    import PIL
+
+    return {"surd": surd.__version__, "pillow": PIL.__version__}
+
+
+def plan(cfg: Config, state_dir: Path) -> list[list[dict[str, Any]]]:
+    """List the source's rows, give each its stable key, mark repeated keys, and chunk rows into shards."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    rows = list(get_source(cfg.source).list_rows(cfg.source_config(), state_dir))
+    seen: set[str] = set()
+    for row in rows:
+        row["__key__"] = key = make_key(row["source"], row["source_id"])
+        if key in seen and not row.get("error"):
+            row["error"], row["error_detail"] = "duplicate_key", f"{row['source']}/{row['source_id']} listed again"
+        seen.add(key)
+    return [rows[i : i + cfg.shard_size] for i in range(0, len(rows), cfg.shard_size)]
+
+
+def _meta(row: dict[str, Any]) -> dict[str, Any]:
+    keys = ("source", "source_id", "url", "complex_prompt", "negative_prompt", "simple_prompt", "license",
+            "provenance", "nsfw", "extra")
+    return {"key": row["__key__"], **{k: row.get(k) for k in keys}}
+
+
+def _precheck(row: dict[str, Any]) -> Rejected | None:
+    """Reject rows that need no fetch to know they are unusable."""
+    if row.get("error"):
+        return Rejected(row["__key__"], row["error"], row.get("error_detail", ""), _meta(row))
+    if not (row.get("complex_prompt") or "").strip():
+        return Rejected(row["__key__"], "empty_prompt", "complex prompt is empty or whitespace", _meta(row))
+    return None
+
+
+def _build(row: dict[str, Any], data: bytes | FetchError, cfg: Config, icfg: ImageConfig) -> Sample | Rejected:
+    meta = _meta(row)
+    if isinstance(data, FetchError):
+        return Rejected(row["__key__"], data.reason, data.detail, meta)
+    try:
+        img = process_image(data, icfg)
+    except ImageRejected as e:
+        return Rejected(row["__key__"], e.reason, e.detail, meta)
+    meta["complex_prompt"] = row["complex_prompt"].strip()
+    meta.update(width=img.width, height=img.height, sha256=hashlib.sha256(data).hexdigest(),
+                source_format=img.source_format, converted_from=img.converted_from)
+    meta["stages"] = {NAME: {"size": cfg.size, "resize_mode": cfg.resize_mode, "quality": cfg.quality,
+                             "image_format": cfg.image_format, "surd": surd.__version__}}
+    return {"__key__": row["__key__"], "json": meta, img.ext: img.data}
+
+
+def _chunks(rows: list[dict[str, Any]], n: int) -> Iterator[list[dict[str, Any]]]:
+    for i in range(0, len(rows), n):
+        yield rows[i : i + n]
+
+
+def run(samples: Iterable[dict[str, Any]], cfg: Config) -> Iterator[Sample | Rejected]:
+    """Fetch, validate and resize one shard's rows; one result per row, in row order."""
+    icfg = cfg.image_config()
+    rows = list(samples)
+    todo = [[r for r in chunk if _precheck(r) is None] for chunk in _chunks(rows, cfg.fetch_chunk)]
+
+    def fetch(chunk: list[dict[str, Any]]) -> dict[str, bytes | FetchError]:
+        return dict(zip([r["__key__"] for r in chunk], fetch_all([r["image"] for r in chunk], cfg.download)))
+
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(fetch, todo[0]) if todo else None
+        for i, chunk in enumerate(_chunks(rows, cfg.fetch_chunk)):
+            fetched = pending.result() if pending else {}
+            pending = pool.submit(fetch, todo[i + 1]) if i + 1 < len(todo) else None
+            for row in chunk:
+                pre = _precheck(row)
+                yield pre if pre is not None else _build(row, fetched[row["__key__"]], cfg, icfg)
+
+
+def finalize(output_dir: Path, cfg: Config) -> dict[str, int]:
+    """Drop images whose bytes repeat an earlier sample's (first by shard, then position wins).
+
+    Runs after every shard is done, so the decision never depends on which worker finished first;
+    rerunning it is a no-op. Returns {stem: n dropped}.
+    """
+    from surd import shards
+
+    if not cfg.dedup:
+        return {}
+    first: dict[str, str] = {}
+    drops: dict[str, dict[str, tuple[str, str]]] = {}
+    for stem in shards.list_done(output_dir):
+        for row in shards.read_sidecar(output_dir, stem):
+            sha = row["meta"].get("sha256") if row["status"] == "kept" else None
+            if not sha:
+                continue
+            if sha in first:
+                drops.setdefault(stem, {})[row["key"]] = ("duplicate_image", f"same bytes as {first[sha]}")
+            else:
+                first[sha] = row["key"]
+    for stem, keys in drops.items():
+        shards.drop_samples(output_dir, stem, keys)
+    return {stem: len(keys) for stem, keys in drops.items()}
