@@ -22,7 +22,9 @@ app = typer.Typer(
 ingest_app = typer.Typer(help="Create a dataset from a source (local manifest, SURD folder, web APIs, URL lists).\n\n"
                          "Example: surd ingest manifest manifests/sample/manifest.jsonl --out runs/mine/00_ingest",
                          no_args_is_help=True)
-export_app = typer.Typer(help="Export a dataset to other tools' formats.", no_args_is_help=True)
+export_app = typer.Typer(help="Export a dataset to other tools' formats.\n\n"
+                         "Example: surd export prompt2vec runs/sample/04_embed --out prompt2vec.safetensors",
+                         no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(export_app, name="export")
 GROUPS = {"ingest": ingest_app, "export": export_app}

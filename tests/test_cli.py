@@ -1,0 +1,94 @@
+"""The `surd` command: help with examples, the sample pipeline end to end, errors that name the fix."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from surd.cli import app
+
+from .conftest import REPO, jpeg_bytes
+
+runner = CliRunner()
+
+
+def _commands(typer_app, prefix=()):
+    import typer.main
+
+    group = typer.main.get_command(typer_app)
+    stack = [(prefix, group)]
+    while stack:
+        path, cmd = stack.pop()
+        yield path, cmd
+        for name, sub in getattr(cmd, "commands", {}).items():
+            stack.append((path + (name,), sub))
+
+
+def test_every_command_help_shows_an_example():
+    paths = [p for p, _ in _commands(app)]
+    assert ("ingest", "manifest") in paths and ("run",) in paths and ("stats",) in paths
+    for path, _ in _commands(app):
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert "Example" in result.output, f"`surd {' '.join(path)} --help` has no example"
+
+
+def _surd(*args, cwd=REPO):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "surd", *args], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def test_sample_pipeline_end_to_end(tmp_path):
+    runs = tmp_path / "runs"
+    proc = _surd("run", "pipelines/sample.yaml", "--runs-dir", str(runs))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ingest = runs / "sample" / "00_ingest"
+    stats = json.loads(_surd("stats", str(runs / "sample"), "--json").stdout)
+    assert stats["00_ingest"]["kept"] == stats["00_ingest"]["in"] >= 30
+    for st in stats.values():
+        assert st["in"] == st["kept"] + sum(st["rejected"].values())
+    shown = _surd("inspect", str(ingest), "--n", "2").stdout
+    assert shown.count("── ") == 2 and "complex:" in shown
+    rerun = _surd("run", "pipelines/sample.yaml", "--runs-dir", str(runs))
+    assert rerun.returncode == 0 and "0 written" in rerun.stdout
+
+
+def test_ingest_manifest_cli_and_stats_table(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(jpeg_bytes(300, 200))
+    (tmp_path / "m.csv").write_text("path,text\na.jpg,a red fox\nmissing.jpg,a blue fox\n")
+    res = runner.invoke(app, ["ingest", "manifest", str(tmp_path / "m.csv"), "--out", str(tmp_path / "o"),
+                              "--image-col", "path", "--prompt-col", "text", "--size", "64"])
+    assert res.exit_code == 0, res.output
+    assert "1 kept of 2" in res.output and "missing_file: 1" in res.output
+    table = runner.invoke(app, ["stats", str(tmp_path / "o")]).output
+    assert "missing_file" in table
+    rej = runner.invoke(app, ["inspect", str(tmp_path / "o"), "--rejected"]).output
+    assert "missing_file" in rej
+
+
+@pytest.mark.parametrize("args,message", [
+    (["ingest", "manifest", "nope.jsonl", "--out", "o"], "manifest nope.jsonl not found"),
+    (["ingest", "manifest", "{m}", "--out", "o", "--image-col", "img"], "--image-col"),
+    (["ingest", "manifest", "{m}", "--out", "o", "--resize-mode", "stretch"], "resize_mode must be one of"),
+    (["run", "nope.yaml"], "pipeline file nope.yaml not found"),
+    (["stats", "nowhere"], "nowhere does not exist"),
+])
+def test_bad_arguments_exit_2_with_the_fix(tmp_path, args, message):
+    (tmp_path / "m.jsonl").write_text(json.dumps({"image": "a.jpg", "complex_prompt": "x"}))
+    proc = _surd(*[a.replace("{m}", str(tmp_path / "m.jsonl")) for a in args], cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_failed_shards_exit_1_and_are_named(tmp_path):
+    (tmp_path / "m.jsonl").write_text(json.dumps({"image": "a.jpg", "complex_prompt": "x"}))
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "00000.tar").mkdir()  # the final name is taken by a directory: the shard cannot be published
+    proc = _surd("ingest", "manifest", str(tmp_path / "m.jsonl"), "--out", str(out), "--retries", "0")
+    assert proc.returncode == 1 and "00000:" in proc.stderr and "failed after retries" in proc.stderr
