@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -13,6 +14,11 @@ import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Ray advertises this machine's interface address unless told otherwise (read at import time): tests keep
+# every server on 127.0.0.1. No usage stats are sent anywhere.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
 
 def jpeg_bytes(w: int = 640, h: int = 480, seed: int = 0, quality: int = 90, mode: str = "RGB") -> bytes:
