@@ -84,6 +84,7 @@ def ingest_manifest(
     source_name: str = typer.Option("local", help="Source name when there is no source column."),
     size: int = typer.Option(512, help="Output side in pixels."),
     resize_mode: str = typer.Option("center_crop", help="center_crop (the paper's), keep_ratio, pad, or none."),
+    resample: str = typer.Option("lanczos", help="Downscaling filter: lanczos, bicubic, or area (faster, softer)."),
     quality: int = typer.Option(95, help="JPEG/WebP quality."),
     min_size: int = typer.Option(64, help="Reject images whose shorter side is below this."),
     max_pixels: int = typer.Option(89_478_485, help="Reject images with more pixels (decompression bombs)."),
@@ -96,7 +97,8 @@ def ingest_manifest(
     """
     opts = dict(image_col=image_col, prompt_col=prompt_col, negative_col=negative_col, simple_col=simple_col,
                 id_col=id_col, source_col=source_col, license_col=license_col, source_name=source_name)
-    run_ingest("manifest", str(manifest), out, options=opts, size=size, resize_mode=resize_mode, quality=quality,
+    run_ingest("manifest", str(manifest), out, options=opts, size=size, resize_mode=resize_mode, resample=resample,
+               quality=quality,
                min_size=min_size, max_pixels=max_pixels, shard_size=shard_size, workers=workers, retries=retries,
                executor=executor, address=address)
 

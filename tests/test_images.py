@@ -93,3 +93,13 @@ def test_bomb_threshold_is_configurable():
 def test_bad_config_names_the_fix(kwargs):
     with pytest.raises(ValueError, match="must be"):
         ImageConfig(**kwargs)
+
+
+def test_area_filter_downscales_like_a_box_average():
+    # A 2x2 checkerboard of pixels averages to flat grey under an area filter; Lanczos rings at the edges.
+    arr = (np.indices((1024, 1024)).sum(0) % 2 * 255).astype(np.uint8)
+    data = png_bytes(Image.fromarray(arr).convert("RGB"))
+    area = np.asarray(_decode(process_image(data, ImageConfig(size=512, resample="area", image_format="png")).data))
+    assert area.std() < 1.0 and abs(area.mean() - 127.5) < 1.0
+    with pytest.raises(ValueError, match="resample must be one of"):
+        ImageConfig(resample="nearest")

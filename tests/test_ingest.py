@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from surd import shards
-from surd.runner import run_stage, run_samples
+from surd.runner import run_samples, run_stage
 from surd.sample import make_key
 
 from .conftest import jpeg_bytes

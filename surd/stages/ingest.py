@@ -33,12 +33,16 @@ class Config:
     min_size: int = 64
     max_pixels: int = DEFAULT_MAX_PIXELS
     shard_size: int = 1000
+    resample: str = "lanczos"
     dedup: bool = True
     fetch_chunk: int = 64  # rows fetched at once; the next chunk downloads while this one is resized
+    decode_threads: int = 2  # Pillow releases the GIL while decoding, resizing and encoding
 
     def __post_init__(self) -> None:
         if self.shard_size < 1:
             raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
+        if self.decode_threads < 1:
+            raise ValueError(f"decode_threads must be >= 1, got {self.decode_threads}")
         if self.fetch_chunk < 1:
             raise ValueError(f"fetch_chunk must be >= 1, got {self.fetch_chunk}")
         self.image_config()  # validates size / mode / quality
@@ -46,7 +50,8 @@ class Config:
 
     def image_config(self) -> ImageConfig:
         return ImageConfig(size=self.size, resize_mode=self.resize_mode, quality=self.quality,
-                           image_format=self.image_format, min_size=self.min_size, max_pixels=self.max_pixels)
+                           image_format=self.image_format, min_size=self.min_size, max_pixels=self.max_pixels,
+                           resample=self.resample)
 
     def source_config(self) -> Any:
         return build_source_config(self.source, self.path, self.options)
@@ -97,8 +102,8 @@ def _build(row: dict[str, Any], data: bytes | FetchError, cfg: Config, icfg: Ima
     meta["complex_prompt"] = row["complex_prompt"].strip()
     meta.update(width=img.width, height=img.height, sha256=hashlib.sha256(data).hexdigest(),
                 source_format=img.source_format, converted_from=img.converted_from)
-    meta["stages"] = {NAME: {"size": cfg.size, "resize_mode": cfg.resize_mode, "quality": cfg.quality,
-                             "image_format": cfg.image_format, "surd": surd.__version__}}
+    meta["stages"] = {NAME: {"size": cfg.size, "resize_mode": cfg.resize_mode, "resample": cfg.resample,
+                             "quality": cfg.quality, "image_format": cfg.image_format, "surd": surd.__version__}}
     return {"__key__": row["__key__"], "json": meta, img.ext: img.data}
 
 
@@ -116,14 +121,16 @@ def run(samples: Iterable[dict[str, Any]], cfg: Config) -> Iterator[Sample | Rej
     def fetch(chunk: list[dict[str, Any]]) -> dict[str, bytes | FetchError]:
         return dict(zip([r["__key__"] for r in chunk], fetch_all([r["image"] for r in chunk], cfg.download)))
 
-    with ThreadPoolExecutor(1) as pool:
+    def one(row: dict[str, Any], fetched: dict[str, bytes | FetchError]) -> Sample | Rejected:
+        pre = _precheck(row)
+        return pre if pre is not None else _build(row, fetched[row["__key__"]], cfg, icfg)
+
+    with ThreadPoolExecutor(1) as pool, ThreadPoolExecutor(cfg.decode_threads) as decoders:
         pending = pool.submit(fetch, todo[0]) if todo else None
         for i, chunk in enumerate(_chunks(rows, cfg.fetch_chunk)):
             fetched = pending.result() if pending else {}
             pending = pool.submit(fetch, todo[i + 1]) if i + 1 < len(todo) else None
-            for row in chunk:
-                pre = _precheck(row)
-                yield pre if pre is not None else _build(row, fetched[row["__key__"]], cfg, icfg)
+            yield from decoders.map(lambda row, f=fetched: one(row, f), chunk)  # map keeps row order
 
 
 def finalize(output_dir: Path, cfg: Config) -> dict[str, int]:
