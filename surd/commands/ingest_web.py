@@ -1,0 +1,160 @@
+"""`surd ingest civitai|lexica|diffusiondb|urls`: web sources into a dataset, through the polite, safe downloader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+OUT = typer.Option(..., "--out", "-o", help="Output dataset directory (rerun the same command to resume).")
+WORKERS = typer.Option(1, "--workers", "-w", help="Worker processes (1 = run in this process).")
+RETRIES = typer.Option(2, help="Retries of a failed shard before it is reported as failed.")
+THREADS = typer.Option(16, help="Concurrent downloads per worker process.")
+TIMEOUT = typer.Option(20.0, help="Seconds for connecting, for each read, and for one whole attempt.")
+DL_RETRIES = typer.Option(3, "--download-retries", help="Extra attempts on 408/429/5xx, timeouts and resets.")
+RATE = typer.Option(10.0, "--rate-limit", help="Requests per second per host, all workers together (0 = no limit).")
+PRIVATE = typer.Option(False, "--allow-private-addresses",
+                       help="Let URLs reach loopback/private/link-local addresses (turns the SSRF guard off).")
+OPT_OUT = typer.Option(False, "--ignore-opt-out", help="Download even when X-Robots-Tag says noai/noimageai.")
+SIZE = typer.Option(512, help="Output side in pixels.")
+MODE = typer.Option("center_crop", "--resize-mode", help="center_crop (the paper's), keep_ratio, pad, or none.")
+QUALITY = typer.Option(95, help="JPEG quality.")
+MIN_SIZE = typer.Option(64, help="Reject images whose shorter side is below this.")
+SHARD = typer.Option(1000, "--shard-size", help="Samples per shard.")
+MAX_ITEMS = typer.Option(0, "--max-items", help="Stop listing after this many items (0 = all).")
+RESAMPLE = typer.Option("lanczos", help="Resize filter: lanczos (sharpest), bicubic, or area (img2dataset's INTER_AREA).")
+
+
+def download_options(threads: int, timeout: float, retries: int, rate_limit: float, allow_private: bool,
+                     ignore_opt_out: bool, workers: int) -> dict[str, Any]:
+    """The `download:` config; the per-host rate is split across worker processes (each limits its own share)."""
+    return {"threads": threads, "timeout": timeout, "retries": retries, "rate_limit": rate_limit / max(1, workers),
+            "allow_private": allow_private, "respect_opt_out": not ignore_opt_out}
+
+
+def image_options(size: int, resize_mode: str, quality: int, min_size: int, shard_size: int,
+                  resample: str) -> dict[str, Any]:
+    """Image and shard settings; the filter is only named when it is not ingest's default (lanczos)."""
+    image: dict[str, Any] = dict(size=size, resize_mode=resize_mode, quality=quality, min_size=min_size,
+                                 shard_size=shard_size)
+    if resample != "lanczos":
+        image["resample"] = resample
+    return image
+
+
+def _run(source: str, path: str, out: Path, options: dict[str, Any], download: dict[str, Any], workers: int,
+         retries: int, image: dict[str, Any]) -> None:
+    from surd.cli import run_ingest
+
+    run_ingest(source, path, out, options=options, download=download, workers=workers, retries=retries, **image)
+
+
+def civitai(
+    out: Path = OUT,
+    model_id: int = typer.Option(None, help="Only images made with this model."),
+    model_version_id: int = typer.Option(None, help="Only images made with this model version."),
+    username: str = typer.Option("", help="Only this user's images."),
+    base_model: list[str] = typer.Option([], "--base-model", help="Base model filter, repeatable (e.g. 'SD 1.5')."),
+    period: str = typer.Option("AllTime", help="AllTime, Year, Month, Week or Day."),
+    sort: str = typer.Option("Most Reactions", help="Most Reactions, Most Comments, Most Collected, Newest, Oldest."),
+    nsfw: str = typer.Option("", help="NSFW level: None, Soft, Mature, X (empty = the API default)."),
+    browsing_level: int = typer.Option(None, help="Browsing level flags: 1 PG, 2 PG-13, 4 R, 8 X, 16 XXX (summed)."),
+    limit: int = typer.Option(200, help="Items per API page (at most 200)."),
+    max_items: int = MAX_ITEMS,
+    base_url: str = typer.Option("https://civitai.com", help="API root (a mirror or a test server)."),
+    token_env: str = typer.Option("CIVITAI_API_TOKEN", help="Environment variable with your API token (optional)."),
+    workers: int = WORKERS, retries: int = RETRIES, threads: int = THREADS, timeout: float = TIMEOUT,
+    download_retries: int = DL_RETRIES, rate_limit: float = RATE, allow_private_addresses: bool = PRIVATE,
+    ignore_opt_out: bool = OPT_OUT, size: int = SIZE, resize_mode: str = MODE, quality: int = QUALITY,
+    min_size: int = MIN_SIZE, shard_size: int = SHARD, resample: str = RESAMPLE,
+) -> None:
+    """Ingest Civitai images with their generation prompts (full-size originals; items without a prompt rejected).
+
+    Example: CIVITAI_API_TOKEN=... surd ingest civitai --base-model "SD 1.5" --max-items 5000 --out runs/civ/00_ingest
+    """
+    dl = download_options(threads, timeout, download_retries, rate_limit, allow_private_addresses, ignore_opt_out,
+                          workers)
+    opts = dict(model_id=model_id, model_version_id=model_version_id, username=username, base_models=base_model,
+                period=period, sort=sort, nsfw=nsfw, browsing_level=browsing_level, limit=limit, max_items=max_items,
+                base_url=base_url, token_env=token_env, http=dl)
+    image = image_options(size, resize_mode, quality, min_size, shard_size, resample)
+    _run("civitai", "", out, opts, dl, workers, retries, image)
+
+
+def lexica(
+    query: list[str] = typer.Option(..., "--query", "-q", help="Search query, repeatable."),
+    out: Path = OUT,
+    include_nsfw: bool = typer.Option(False, help="Keep items Lexica flags nsfw (rejected as nsfw otherwise)."),
+    max_items: int = MAX_ITEMS,
+    base_url: str = typer.Option("https://lexica.art", help="API root (a mirror or a test server)."),
+    workers: int = WORKERS, retries: int = RETRIES, threads: int = THREADS, timeout: float = TIMEOUT,
+    download_retries: int = DL_RETRIES, rate_limit: float = RATE, allow_private_addresses: bool = PRIVATE,
+    ignore_opt_out: bool = OPT_OUT, size: int = SIZE, resize_mode: str = MODE, quality: int = QUALITY,
+    min_size: int = MIN_SIZE, shard_size: int = SHARD, resample: str = RESAMPLE,
+) -> None:
+    """Ingest Lexica search results (prompt, full-size image, model, seed).
+
+    Example: surd ingest lexica -q "cyberpunk city" -q "oil painting portrait" --out runs/lex/00_ingest
+    """
+    dl = download_options(threads, timeout, download_retries, rate_limit, allow_private_addresses, ignore_opt_out,
+                          workers)
+    opts = dict(queries=query, include_nsfw=include_nsfw, max_items=max_items, base_url=base_url, http=dl)
+    image = image_options(size, resize_mode, quality, min_size, shard_size, resample)
+    _run("lexica", "", out, opts, dl, workers, retries, image)
+
+
+def diffusiondb(
+    metadata: str = typer.Argument(..., help="DiffusionDB metadata.parquet: a local path or an http(s) URL."),
+    out: Path = OUT,
+    parts: str = typer.Option("", help="Folder or base URL of part-NNNNNN.zip (default: <metadata folder>/images)."),
+    part_id: list[int] = typer.Option([], "--part-id", help="Only this part, repeatable (default: all)."),
+    max_image_nsfw: float = typer.Option(None, help="Reject images whose image_nsfw score is above this."),
+    max_prompt_nsfw: float = typer.Option(None, help="Reject rows whose prompt_nsfw score is above this."),
+    max_items: int = MAX_ITEMS,
+    workers: int = WORKERS, retries: int = RETRIES, threads: int = THREADS, timeout: float = TIMEOUT,
+    download_retries: int = DL_RETRIES, rate_limit: float = RATE, allow_private_addresses: bool = PRIVATE,
+    ignore_opt_out: bool = OPT_OUT, size: int = SIZE, resize_mode: str = MODE, quality: int = QUALITY,
+    min_size: int = MIN_SIZE, shard_size: int = SHARD, resample: str = RESAMPLE,
+) -> None:
+    """Ingest DiffusionDB (metadata.parquet + part zips), filtered by nsfw scores.
+
+    Example: surd ingest diffusiondb diffusiondb/metadata.parquet --part-id 1 --max-image-nsfw 0.5 --out runs/ddb/00_ingest
+    """
+    dl = download_options(threads, timeout, download_retries, rate_limit, allow_private_addresses, ignore_opt_out,
+                          workers)
+    opts = dict(parts=parts, part_ids=part_id, max_image_nsfw=max_image_nsfw, max_prompt_nsfw=max_prompt_nsfw,
+                max_items=max_items, http=dl)
+    image = image_options(size, resize_mode, quality, min_size, shard_size, resample)
+    _run("diffusiondb", metadata, out, opts, dl, workers, retries, image)
+
+
+def urls(
+    url_list: Path = typer.Argument(..., help="CSV/TSV/JSONL/Parquet with URL and prompt columns (img2dataset style)."),
+    out: Path = OUT,
+    url_col: str = typer.Option("", help="URL column (default: url, URL, image_url, src, ...)."),
+    caption_col: str = typer.Option("", help="Prompt column (default: caption, TEXT, text, prompt, ...)."),
+    negative_col: str = typer.Option("negative_prompt", help="Negative prompt column (optional)."),
+    id_col: str = typer.Option("", help="Stable id column (default: the URL)."),
+    source_name: str = typer.Option("urls", help="Source name recorded in each sample."),
+    workers: int = WORKERS, retries: int = RETRIES, threads: int = THREADS, timeout: float = TIMEOUT,
+    download_retries: int = DL_RETRIES, rate_limit: float = RATE, allow_private_addresses: bool = PRIVATE,
+    ignore_opt_out: bool = OPT_OUT, size: int = SIZE, resize_mode: str = MODE, quality: int = QUALITY,
+    min_size: int = MIN_SIZE, shard_size: int = SHARD, resample: str = RESAMPLE,
+) -> None:
+    """Ingest a list of image URLs with prompts (the img2dataset input format works as is).
+
+    Example: surd ingest urls laion_part.parquet --url-col URL --caption-col TEXT --workers 2 --out runs/u/00_ingest
+    """
+    dl = download_options(threads, timeout, download_retries, rate_limit, allow_private_addresses, ignore_opt_out,
+                          workers)
+    opts = dict(url_col=url_col, caption_col=caption_col, negative_col=negative_col, id_col=id_col,
+                source_name=source_name)
+    image = image_options(size, resize_mode, quality, min_size, shard_size, resample)
+    _run("urls", str(url_list), out, opts, dl, workers, retries, image)
+
+
+def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    """Add the web sources to `surd ingest`."""
+    for name, func in (("civitai", civitai), ("lexica", lexica), ("diffusiondb", diffusiondb), ("urls", urls)):
+        groups["ingest"].command(name)(func)

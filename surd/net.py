@@ -1,0 +1,152 @@
+"""Network safety and politeness helpers for the downloader: SSRF guard, per-host rate limit, backoff, magic bytes."""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import random
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class BlockedAddress(Exception):
+    """A URL's host resolves to an address the SSRF guard refuses."""
+
+
+@dataclass(frozen=True)
+class AddressPolicy:
+    """Which resolved addresses may be contacted.
+
+    By default only globally routable unicast addresses: loopback, private (RFC 1918, ULA), link-local (cloud
+    metadata at 169.254.169.254), CGNAT, multicast, reserved and unspecified addresses are refused.
+    `allow_private` lifts the guard entirely; `allowed_networks` lifts it for listed CIDRs only (e.g. 127.0.0.0/8
+    for a local test server while 10.0.0.0/8 stays blocked).
+    """
+
+    allow_private: bool = False
+    allowed_networks: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for net in self.allowed_networks:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError as e:
+                raise ValueError(f"allowed_networks: {net!r} is not a CIDR network like '127.0.0.0/8' ({e})") from e
+
+    def permits(self, ip: IPAddress) -> bool:
+        if self.allow_private:
+            return True
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1
+        if any(ip in ipaddress.ip_network(n, strict=False) for n in self.allowed_networks):
+            return True
+        return ip.is_global and not ip.is_multicast
+
+
+def resolve_checked(host: str, port: int, policy: AddressPolicy) -> str:
+    """Resolve *host* and return one permitted IP to connect to; raise BlockedAddress if any address is refused.
+
+    Every address the name resolves to must pass, and the caller connects to the returned IP itself (not the
+    name again), so a DNS answer cannot change between the check and the connection (DNS rebinding).
+    """
+    try:
+        literal = ipaddress.ip_address(host.strip("[]"))
+        addresses = [literal]
+    except ValueError:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+    if not addresses:
+        raise socket.gaierror(f"{host} resolved to no address")
+    for ip in addresses:
+        if not policy.permits(ip):
+            raise BlockedAddress(f"{host} resolves to {ip}, a non-public address (pass allow_private to permit)")
+    return str(addresses[0])
+
+
+class HostLimiter:
+    """Per-host request spacing (`rate` requests/s, 0 = unlimited) plus a shared pause after Retry-After.
+
+    Thread-safe: every worker thread asks `wait(host)` before a request; a 429/503 with Retry-After calls
+    `pause(host, seconds)` so all threads hold off that host, not just the one that got the answer.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self._next: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, host: str) -> None:
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next.get(host, 0.0))
+            self._next[host] = slot + self.interval
+        if slot > now:
+            time.sleep(slot - now)
+
+    def pause(self, host: str, seconds: float) -> None:
+        with self._lock:
+            until = time.monotonic() + seconds
+            self._next[host] = max(self._next.get(host, 0.0), until)
+
+
+def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | None = None) -> float:
+    """Exponential backoff with full jitter; never less than the server's Retry-After."""
+    delay = random.uniform(0, min(cap, base * (2 ** (attempt - 1))))
+    return max(delay, retry_after or 0.0)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds: either delta-seconds or an HTTP date; None when absent or unparseable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def opted_out(x_robots_tag: str | None) -> bool:
+    """True when an X-Robots-Tag header carries noai/noimageai (img2dataset's convention), for any user agent."""
+    if not x_robots_tag:
+        return False
+    for part in x_robots_tag.lower().replace(";", ",").split(","):
+        directive = part.strip().rsplit(":", 1)[-1].strip()  # "surdbot: noai" → "noai"
+        if directive in ("noai", "noimageai"):
+            return True
+    return False
+
+
+_MAGIC = (
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"GIF87a", "gif"),
+    (b"GIF89a", "gif"),
+    (b"BM", "bmp"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+)
+
+
+def sniff_image(data: bytes) -> str | None:
+    """The image format named by the first bytes, or None (HTML error pages, JSON, truncated garbage...)."""
+    for magic, fmt in _MAGIC:
+        if data.startswith(magic):
+            return fmt
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data[4:8] == b"ftyp" and data[8:12] in (b"avif", b"avis", b"heic", b"heix", b"mif1"):
+        return "avif"
+    return None
+
+
+def looks_like_html(data: bytes) -> bool:
+    head = data[:512].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<?xml")) or b"<html" in head

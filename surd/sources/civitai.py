@@ -1,0 +1,149 @@
+"""Civitai source: ``GET /api/v1/images`` with cursor pagination → rows of (full-size image URL, prompt, metadata).
+
+Pages come through the guarded downloader (SSRF guard, retries, rate limit) and are saved in the ingest state
+folder as they arrive, so an interrupted listing resumes from the saved cursor with no duplicate and no gap.
+The optional API token is read from an environment variable and only ever sent as a header, never logged.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from surd.download import DownloadConfig, get_json
+from surd.sources import make_row
+from surd.sources.web_state import PageLog
+
+SORTS = ("Most Reactions", "Most Comments", "Most Collected", "Newest", "Oldest")
+PERIODS = ("AllTime", "Year", "Month", "Week", "Day")
+NSFW_LEVELS = ("", "None", "Soft", "Mature", "X", "true", "false")
+MAX_LIMIT = 200  # the API refuses larger pages
+
+
+@dataclass(frozen=True)
+class Config:
+    """Which Civitai images to list. Filters map one-to-one to the API's query parameters."""
+
+    base_url: str = "https://civitai.com"
+    limit: int = MAX_LIMIT  # items per page
+    max_items: int = 0  # stop after this many items (0 = the whole listing)
+    model_id: int | None = None
+    model_version_id: int | None = None
+    username: str = ""
+    base_models: tuple[str, ...] = ()  # e.g. ("SD 1.5", "SDXL 1.0")
+    period: str = "AllTime"
+    sort: str = "Most Reactions"
+    nsfw: str = ""  # "" (API default), None, Soft, Mature, X, true, false
+    browsing_level: int | None = None  # bit flags: 1 PG, 2 PG-13, 4 R, 8 X, 16 XXX
+    original: bool = True  # download the original upload, not the resized /width=N/ rendition
+    token_env: str = "CIVITAI_API_TOKEN"  # environment variable holding the API token (optional)
+    http: dict[str, Any] = field(default_factory=dict)  # DownloadConfig options for the API requests
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base_models", tuple(self.base_models))
+        object.__setattr__(self, "nsfw", str(self.nsfw))
+        if not 1 <= self.limit <= MAX_LIMIT:
+            raise ValueError(f"civitai limit must be 1..{MAX_LIMIT} items per page, got {self.limit}")
+        if self.max_items < 0:
+            raise ValueError("civitai max_items must be >= 0 (0 = no limit)")
+        if self.sort not in SORTS:
+            raise ValueError(f"civitai sort must be one of {', '.join(SORTS)}; got {self.sort!r}")
+        if self.period not in PERIODS:
+            raise ValueError(f"civitai period must be one of {', '.join(PERIODS)}; got {self.period!r}")
+        if self.nsfw not in NSFW_LEVELS:
+            raise ValueError(f"civitai nsfw must be one of {', '.join(repr(x) for x in NSFW_LEVELS)}; got {self.nsfw!r}")
+        if self.browsing_level is not None and not 1 <= self.browsing_level <= 31:
+            raise ValueError("civitai browsing_level is a sum of flags 1 (PG) 2 (PG-13) 4 (R) 8 (X) 16 (XXX): 1..31")
+        if urlsplit(self.base_url).scheme not in ("http", "https"):
+            raise ValueError(f"civitai base_url must be an http(s) URL, got {self.base_url!r}")
+        DownloadConfig(**self.http)
+
+    def query(self) -> dict[str, Any]:
+        """The API query parameters (without the cursor)."""
+        q: dict[str, Any] = {"limit": self.limit, "withMeta": "true", "sort": self.sort, "period": self.period}
+        optional = {"modelId": self.model_id, "modelVersionId": self.model_version_id, "username": self.username,
+                    "nsfw": self.nsfw, "browsingLevel": self.browsing_level}
+        q.update({k: v for k, v in optional.items() if v not in (None, "")})
+        if self.base_models:
+            q["baseModels"] = ",".join(self.base_models)
+        return q
+
+
+def full_size_url(url: str) -> str:
+    """Civitai serves renditions at ``.../<uuid>/width=450/<name>``; ``original=true`` in that place is the upload."""
+    parts = urlsplit(url)
+    segments = parts.path.split("/")
+    for i, seg in enumerate(segments):
+        options = seg.split(",")
+        if any(o.startswith(("width=", "height=", "original=")) for o in options):
+            segments[i] = "original=true"
+            return urlunsplit(parts._replace(path="/".join(segments)))
+    if len(segments) >= 3:  # no transform segment: put one before the file name
+        segments.insert(len(segments) - 1, "original=true")
+    return urlunsplit(parts._replace(path="/".join(segments)))
+
+
+def item_row(item: dict[str, Any], cfg: Config) -> dict[str, Any]:
+    """One API item → one ingest row; an item without ``meta.prompt`` is a row rejected as missing_prompt."""
+    meta = item.get("meta") or {}
+    stats_keys = ("seed", "steps", "cfgScale", "sampler", "clipSkip", "Size")
+    extra = {
+        "image_id": item.get("id"), "width": item.get("width"), "height": item.get("height"),
+        "model": meta.get("Model"), "model_hash": meta.get("Model hash"), "base_model": item.get("baseModel"),
+        "username": item.get("username"), "post_id": item.get("postId"), "created_at": item.get("createdAt"),
+        "hash": item.get("hash"), **{k: meta.get(k) for k in stats_keys},
+    }  # fmt: skip
+    prompt = meta.get("prompt")
+    has_prompt = isinstance(prompt, str) and prompt.strip() != ""
+    image = full_size_url(item["url"]) if cfg.original and item.get("url") else item.get("url") or ""
+    site = cfg.base_url.rstrip("/")
+    error, detail = None, ""
+    if not image:
+        error, detail = "missing_image_ref", "the Civitai item has no url"
+    elif not has_prompt:
+        error, detail = "missing_prompt", "the Civitai item has no meta.prompt (generation data not shared)"
+    return make_row(
+        source="civitai", source_id=str(item.get("id")), image=image,
+        complex_prompt=prompt if has_prompt else None, negative_prompt=meta.get("negativePrompt") or "",
+        url=f"{site}/images/{item.get('id')}", license="Civitai user content (see the site's terms)",
+        provenance={"api": f"{site}/api/v1/images", "image_url": item.get("url")},
+        nsfw={"nsfw": item.get("nsfw"), "level": item.get("nsfwLevel"), "browsing_level": item.get("browsingLevel")},
+        extra={k: v for k, v in extra.items() if v is not None},
+        error=error, error_detail=detail,
+    )  # fmt: skip
+
+
+def _headers(cfg: Config) -> dict[str, str]:
+    token = os.environ.get(cfg.token_env, "").strip() if cfg.token_env else ""
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def list_rows(cfg: Config, state_dir: Path) -> Iterator[dict[str, Any]]:
+    """Replay the saved pages, then fetch the rest from the saved cursor, saving each page before yielding it."""
+    log = PageLog(Path(state_dir) / "civitai_pages.jsonl", {"base_url": cfg.base_url, **cfg.query()})
+    budget = cfg.max_items or float("inf")
+    cursor, finished, n = None, False, 0
+    for page in log.pages():
+        for item in page["items"]:
+            if n >= budget:
+                return
+            n += 1
+            yield item_row(item, cfg)
+        cursor, finished = page["next"], page["next"] is None or not page["items"]
+    dl, headers = DownloadConfig(**cfg.http), _headers(cfg)
+    while not finished and n < budget:
+        params = {**cfg.query(), **({"cursor": cursor} if cursor is not None else {})}
+        data = get_json(f"{cfg.base_url.rstrip('/')}/api/v1/images?{urlencode(params)}", dl, headers)
+        items = [i for i in data.get("items") or [] if isinstance(i, dict)]
+        nxt = (data.get("metadata") or {}).get("nextCursor")
+        log.append({"cursor": cursor, "next": nxt, "items": items})
+        for item in items:
+            if n >= budget:
+                return
+            n += 1
+            yield item_row(item, cfg)
+        cursor, finished = nxt, nxt is None or not items
