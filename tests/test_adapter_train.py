@@ -158,7 +158,8 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(data, reference, tmp_p
     code = ("import sys; from tests.test_adapter_train import cfg_for; from surd.adapter.train import train_adapter; "
             "from pathlib import Path; "
             "train_adapter(cfg_for(Path(sys.argv[1]), Path(sys.argv[2]), checkpoint_every=1))")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # Same thread count as this process (where the reference ran): CPU reductions are only bit-exact then.
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
     proc = subprocess.Popen([sys.executable, "-c", code, str(data), str(tmp_path)], cwd=REPO, env=env)
     deadline = time.monotonic() + 120
     try:
