@@ -16,6 +16,11 @@ from typing import Any
 TINY = "tiny"
 
 
+class ModelLoadError(OSError):
+    """A model that cannot be loaded (offline hub id, incomplete folder): retrying a shard cannot fix it,
+    so the runner stops the run instead of failing every shard the same way."""
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A parsed model spec: kind is ``tiny`` (random model built in code), ``local`` (a directory) or ``hub``."""

@@ -15,7 +15,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from surd.models import ModelSpec, model_revision, offline_hint, parse_spec, require, resolve_device, resolve_dtype
+from surd.models import (
+    ModelLoadError,
+    ModelSpec,
+    model_revision,
+    offline_hint,
+    parse_spec,
+    require,
+    resolve_device,
+    resolve_dtype,
+)
 
 # The paper's LLaMA-1 checkpoints (the paper's "33B" is Meta's 30B release, 60 blocks x 6656).
 ALIASES: dict[str, str] = {
@@ -223,7 +232,7 @@ def _load_pretrained(parsed: ModelSpec, layer: int, dev: Any, torch_dtype: Any, 
         tokenizer = transformers.AutoTokenizer.from_pretrained(parsed.value, **where)
     except OSError as e:
         if parsed.kind == "hub":
-            raise OSError(offline_hint(parsed.value, "--llm")) from e
+            raise ModelLoadError(offline_hint(parsed.value, "--llm")) from e
         raise
     n_layers = num_layers(config)
     layer = resolve_layer(layer, n_layers, parsed.label)

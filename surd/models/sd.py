@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from surd.models import TINY, offline_hint, parse_spec, require
+from surd.models import TINY, ModelLoadError, offline_hint, parse_spec, require
 
 TINY_TEXT_DIM = 32
 
@@ -109,8 +109,8 @@ def load_sd(spec: str) -> SDComponents:
         )
     except OSError as e:
         if parsed.kind == "hub":
-            raise OSError(offline_hint(src, "--base")) from e
-        raise OSError(f"{src} is not a diffusers Stable Diffusion folder (needs tokenizer/, text_encoder/, vae/, "
+            raise ModelLoadError(offline_hint(src, "--base")) from e
+        raise ModelLoadError(f"{src} is not a diffusers Stable Diffusion folder (needs tokenizer/, text_encoder/, vae/, "
                       f"unet/, scheduler/): {e}") from e
     return SDComponents(label=parsed.label, **parts)
 

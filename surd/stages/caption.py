@@ -1,0 +1,129 @@
+"""caption: samples with an image (``jpg``/``png``/``webp``) → json["simple_prompt"] written by BLIP.
+
+The paper's settings (LAVIS ``blip_caption`` ``base_coco``): beam search 3, min 10 / max 30 tokens (counted with the
+prompt, as LAVIS and transformers both do), the prompt "a picture of " and the prompt stripped from the output.
+json["stages"]["caption"] records the model id, revision and generation parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from surd.batching import BatchPlan, Done, decode_rgb, map_batched
+from surd.models.blip import DEFAULT_MODEL, Captioner, load_captioner
+from surd.sample import Rejected, Sample, record_stage, reject
+
+NAME = "caption"
+USES_GPU = True
+PAPER_PROMPT = "a picture of "
+EMPTY_CAPTION = "empty_caption"
+
+
+@dataclass(frozen=True)
+class Config:
+    """BLIP model, generation settings (the paper's by default) and batching."""
+
+    model: str = DEFAULT_MODEL
+    revision: str | None = None
+    lavis_checkpoint: str | None = None
+    prompt: str = PAPER_PROMPT
+    num_beams: int = 3
+    min_length: int = 10
+    max_length: int = 30
+    repetition_penalty: float = 1.0
+    batch_size: int = 16
+    decode_threads: int = 2
+    device: str = "auto"
+    dtype: str = "auto"
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.num_beams < 1:
+            raise ValueError(f"num_beams must be >= 1 (the paper uses 3), got {self.num_beams}")
+        if not 0 <= self.min_length <= self.max_length:
+            raise ValueError(f"need 0 <= min_length <= max_length (the paper: 10 and 30), got "
+                             f"{self.min_length} and {self.max_length}")
+        if self.batch_size < 1 or self.decode_threads < 1:
+            raise ValueError("batch_size and decode_threads must be >= 1")
+        if self.repetition_penalty <= 0:
+            raise ValueError(f"repetition_penalty must be > 0 (1.0 = none), got {self.repetition_penalty}")
+
+    def generation_params(self) -> dict[str, Any]:
+        """The parameters recorded with every caption."""
+        return {"prompt": self.prompt, "num_beams": self.num_beams, "min_length": self.min_length,
+                "max_length": self.max_length, "repetition_penalty": self.repetition_penalty, "do_sample": False}
+
+
+def versions() -> dict[str, str]:
+    import torch
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__}
+
+
+def strip_prompt(text: str, prompt: str) -> str:
+    """Remove the generation prompt from a decoded caption (LAVIS slices it off by length)."""
+    text = text.strip()
+    for p in (prompt, prompt.strip()):
+        if p and text.lower().startswith(p.lower()):
+            return text[len(p) :].strip()
+    return text
+
+
+def _prepare(cap: Captioner, cfg: Config, sample: Sample) -> Any:
+    if not cfg.overwrite and str(sample["json"].get("simple_prompt") or "").strip():
+        record_stage(sample, NAME, {"model": cap.label, "kept_existing": True})
+        return Done(sample)
+    image = decode_rgb(sample)
+    return cap.processor.image_processor(images=image, return_tensors="pt")["pixel_values"][0]
+
+
+def generate(cap: Captioner, cfg: Config, pixel_values: Any) -> list[str]:
+    """Captions for a batch of preprocessed images (B, 3, H, W), prompt stripped."""
+    import torch
+
+    n = pixel_values.shape[0]
+    prompt_ids = cap.processor.tokenizer([cfg.prompt] * n, return_tensors="pt").input_ids.to(cap.device)
+    with torch.inference_mode():
+        out = cap.model.generate(
+            pixel_values=pixel_values.to(device=cap.device, dtype=cap.dtype), input_ids=prompt_ids,
+            num_beams=cfg.num_beams, min_length=cfg.min_length, max_length=cfg.max_length,
+            repetition_penalty=cfg.repetition_penalty, do_sample=False,
+        )
+    texts = cap.processor.tokenizer.batch_decode(out, skip_special_tokens=True)
+    return [strip_prompt(t, cfg.prompt) for t in texts]
+
+
+def _infer(cap: Captioner, cfg: Config, items: list[Any]) -> list[str]:
+    import torch
+
+    return generate(cap, cfg, torch.stack(items))
+
+
+def _finish(cap: Captioner, cfg: Config, sample: Sample, caption: str) -> Sample | Rejected:
+    if not caption:
+        return reject(sample, EMPTY_CAPTION, "the model produced only the prompt")
+    sample["json"]["simple_prompt"] = caption
+    record_stage(sample, NAME, {"model": cap.label, "revision": cap.revision, "backend": "transformers",
+                                "lavis_checkpoint": cfg.lavis_checkpoint, "params": cfg.generation_params()})
+    return sample
+
+
+def batch_plan(cfg: Config, cap: Captioner) -> BatchPlan:
+    """The batching plan of this stage (also used by bench/model_stages.py)."""
+    return BatchPlan(
+        prepare=lambda s: _prepare(cap, cfg, s),
+        infer=lambda items: _infer(cap, cfg, items),
+        finish=lambda s, c: _finish(cap, cfg, s, c),
+        batch_size=cfg.batch_size,
+        threads=cfg.decode_threads,
+    )
+
+
+def run(samples: Iterable[Sample], cfg: Config) -> Iterator[Sample | Rejected]:
+    """Caption every sample without a simple prompt (all of them with ``overwrite``); one output per input, in order."""
+    cap = load_captioner(cfg.model, revision=cfg.revision, lavis_checkpoint=cfg.lavis_checkpoint,
+                         device=cfg.device, dtype=cfg.dtype)
+    yield from map_batched(samples, batch_plan(cfg, cap))
