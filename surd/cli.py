@@ -55,8 +55,12 @@ def report(result: Any) -> None:
     if result.failed:
         typer.secho(f"{len(result.failed)} shard(s) failed after retries (rerun the same command to retry them):",
                     fg=typer.colors.RED, err=True)
+        by_error: dict[str, list[str]] = {}
         for stem, err in sorted(result.failed.items()):
-            typer.secho(f"  {stem}: {err}", err=True)
+            by_error.setdefault(err, []).append(stem)
+        for err, stems in by_error.items():
+            shown = ", ".join(stems[:8]) + (f" and {len(stems) - 8} more" if len(stems) > 8 else "")
+            typer.secho(f"  {shown}: {err}", err=True)
         raise typer.Exit(1)
 
 
@@ -125,6 +129,7 @@ def ingest_folder(
 def run_cmd(
     pipeline: Path = typer.Argument(..., help="Pipeline file: an ordered list of {stage, config}."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where runs/<name>/<NN>_<stage>/ are written."),
+    until: str = typer.Option(None, help="Stop after this stage (e.g. clip_filter, to review before going on)."),
     workers: int = WORKERS, retries: int = RETRIES, executor: str = EXECUTOR, address: str = ADDRESS,
 ) -> None:
     """Run every stage of a pipeline file; rerunning skips finished shards.
@@ -134,7 +139,7 @@ def run_cmd(
     from surd.pipeline import run_pipeline
 
     for step, res in run_pipeline(pipeline, runs_dir, workers=workers, executor=executor, address=address,
-                                  retries=retries):
+                                  retries=retries, until=until):
         typer.echo(f"[{step.dirname}]")
         if hasattr(res, "stats") and hasattr(res, "failed"):
             report(res)

@@ -61,9 +61,13 @@ def load_pipeline(path: str | Path) -> Pipeline:
 
 
 def run_pipeline(path: str | Path, runs_dir: str | Path = "runs", *, workers: int = 1, executor: str = "local",
-                 address: str | None = None, retries: int = 2, progress: bool = True) -> list[tuple[Step, Any]]:
-    """Run every step into runs/<name>/<NN>_<stage>/; stops at the first step with failed shards."""
+                 address: str | None = None, retries: int = 2, progress: bool = True,
+                 until: str | None = None) -> list[tuple[Step, Any]]:
+    """Run every step into runs/<name>/<NN>_<stage>/; stops at the first step with failed shards, or after the
+    step named `until` (e.g. stop before the manual review, review, then rerun: finished steps are skipped)."""
     pipe = load_pipeline(path)
+    if until is not None and canonical(until) not in {s.stage for s in pipe.steps}:
+        raise ValueError(f"--until {until!r} is not a stage of {path}: {', '.join(s.stage for s in pipe.steps)}")
     base = Path(runs_dir) / pipe.name
     results: list[tuple[Step, Any]] = []
     input_dir: Path | None = None
@@ -72,12 +76,14 @@ def run_pipeline(path: str | Path, runs_dir: str | Path = "runs", *, workers: in
         if step.stage in JOBS:
             module, _, func = JOBS[step.stage].partition(":")
             results.append((step, getattr(importlib.import_module(module), func)(input_dir, out, step.config)))
+            if until is not None and step.stage == canonical(until):
+                break
             input_dir = out
             continue
         res: RunResult = run_stage(step.stage, step.config, out, input_dir, workers=step.workers or workers,
                                    executor=executor, address=address, retries=retries, progress=progress)
         results.append((step, res))
-        if not res.ok:
+        if not res.ok or (until is not None and step.stage == canonical(until)):
             break
         input_dir = out
     return results

@@ -49,6 +49,17 @@ class ConfigMismatch(ValueError):
     """The output directory was written by a run with a different config."""
 
 
+def is_fatal(exc: BaseException) -> bool:
+    """Errors no retry can fix (a model that cannot load, a missing dependency): the run stops at once."""
+    from surd.models import ModelLoadError
+
+    return isinstance(exc, (ModelLoadError, ImportError))
+
+
+def not_run(error: str) -> str:
+    return f"not run: stopped after a fatal error ({error})"
+
+
 def _counted(items: Iterable[Any], counter: list[int], progress: Progress | None) -> Iterator[Any]:
     for item in items:
         counter[0] += 1

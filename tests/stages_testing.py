@@ -13,12 +13,18 @@ NAME = "testing"
 
 @dataclass(frozen=True)
 class Config:
-    mode: str = "ok"  # ok | flaky | broken | lossy
+    mode: str = "ok"  # ok | flaky | broken | lossy | fatal
     counter_dir: str = ""
     fail_stem_key: str = ""  # the shard whose first key matches fails (broken) or flakes once (flaky)
 
 
 def run(samples: Iterable[Sample], cfg: Config) -> Iterator[Sample | Rejected]:
+    if cfg.mode == "fatal":
+        from surd.models import ModelLoadError
+
+        calls = Path(cfg.counter_dir) / "calls"
+        calls.write_text(calls.read_text() + "x" if calls.exists() else "x")
+        raise ModelLoadError("could not load 'org/model' from the model hub: pass --model /path")
     for i, s in enumerate(samples):
         if cfg.mode in ("flaky", "broken") and s["__key__"] == cfg.fail_stem_key:
             marker = Path(cfg.counter_dir) / s["__key__"]

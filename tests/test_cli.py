@@ -44,18 +44,28 @@ def _surd(*args, cwd=REPO):
 
 
 def test_sample_pipeline_end_to_end(tmp_path):
+    from surd import shards
+
     runs = tmp_path / "runs"
     proc = _surd("run", "pipelines/sample.yaml", "--runs-dir", str(runs))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    ingest = runs / "sample" / "00_ingest"
-    stats = json.loads(_surd("stats", str(runs / "sample"), "--json").stdout)
-    assert stats["00_ingest"]["kept"] == stats["00_ingest"]["in"] >= 30
+    run = runs / "sample"
+    stats = json.loads(_surd("stats", str(run), "--json").stdout)
+    assert list(stats) == ["00_ingest", "01_caption", "02_clip_filter", "03_embed"]
+    assert stats["00_ingest"]["kept"] == stats["00_ingest"]["in"] == 32
     for st in stats.values():
         assert st["in"] == st["kept"] + sum(st["rejected"].values())
-    shown = _surd("inspect", str(ingest), "--n", "2").stdout
+    assert stats["01_caption"]["in"] == 32 and stats["03_embed"]["in"] == stats["02_clip_filter"]["kept"] > 0
+    assert all(s["json"]["simple_prompt"] for s in shards.iter_dataset(run / "01_caption"))
+    embedded = list(shards.iter_dataset(run / "03_embed"))
+    assert embedded and all("llm.npy" in s and "embed" in s["json"]["stages"] for s in embedded)
+    adapter = run / "04_train_adapter"
+    assert (adapter / "adapter_model.safetensors").exists() and (adapter / "adapter_config.json").exists()
+    assert len((adapter / "log.csv").read_text().splitlines()) == 5  # header + 4 steps
+    shown = _surd("inspect", str(run / "00_ingest"), "--n", "2").stdout
     assert shown.count("── ") == 2 and "complex:" in shown
     rerun = _surd("run", "pipelines/sample.yaml", "--runs-dir", str(runs))
-    assert rerun.returncode == 0 and "0 written" in rerun.stdout
+    assert rerun.returncode == 0 and rerun.stdout.count("(0 written") == 4
 
 
 def test_ingest_manifest_cli_and_stats_table(tmp_path):
@@ -92,3 +102,23 @@ def test_failed_shards_exit_1_and_are_named(tmp_path):
     (out / "00000.tar").mkdir()  # the final name is taken by a directory: the shard cannot be published
     proc = _surd("ingest", "manifest", str(tmp_path / "m.jsonl"), "--out", str(out), "--retries", "0")
     assert proc.returncode == 1 and "00000:" in proc.stderr and "failed after retries" in proc.stderr
+
+
+def test_run_until_stops_after_the_named_stage(tmp_path):
+    proc = _surd("run", "pipelines/sample.yaml", "--runs-dir", str(tmp_path), "--until", "ingest")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "sample").iterdir()) == ["00_ingest"]
+    bad = _surd("run", "pipelines/sample.yaml", "--runs-dir", str(tmp_path), "--until", "nope")
+    assert bad.returncode == 2 and "not a stage of" in bad.stderr
+
+
+def test_paper_pipeline_is_valid():
+    from surd.pipeline import load_pipeline
+    from surd.stages import build_config, get_stage
+
+    pipe = load_pipeline(REPO / "pipelines" / "paper.yaml")
+    assert [s.stage for s in pipe.steps] == ["ingest", "caption", "clip_filter", "review", "embed", "train_adapter"]
+    for step in pipe.steps[1:3]:  # model stages build their configs without touching the network
+        build_config(get_stage(step.stage), step.config)
+    embed = next(s for s in pipe.steps if s.stage == "embed").config
+    assert (embed["llm"], embed["layer"]) == ("33b", 60)

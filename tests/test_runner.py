@@ -72,6 +72,14 @@ def test_broken_shard_is_reported_and_others_finish(ingested, tmp_path, testing_
     assert json.loads((tmp_path / "out" / "_failed.json").read_text()).keys() == {"00002"}
 
 
+def test_fatal_error_stops_the_run_without_retries(ingested, tmp_path, testing_stage):
+    res = run_stage("testing", {"mode": "fatal", "counter_dir": str(tmp_path)}, tmp_path / "out", ingested,
+                    progress=False, retries=2)
+    assert (tmp_path / "calls").read_text() == "x"  # one attempt in all: no retry, no other shard tried
+    assert "ModelLoadError" in res.failed["00000"] and "--model /path" in res.failed["00000"]
+    assert res.failed["00001"].startswith("not run") and res.failed["00002"].startswith("not run")
+
+
 def test_stage_that_drops_silently_fails_its_shards(ingested, tmp_path, testing_stage):
     res = run_stage("testing", {"mode": "lossy"}, tmp_path / "out", ingested, progress=False, retries=0)
     assert len(res.failed) == 3 and all("StageContractError" in e for e in res.failed.values())

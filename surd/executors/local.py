@@ -10,7 +10,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from surd.runner import ShardTask, format_error, process_shard
+from surd.runner import ShardTask, format_error, is_fatal, not_run, process_shard
 
 _QUEUE: Any = None  # per worker process: where progress counts go
 _UNSENT = [0]
@@ -51,7 +51,11 @@ class LocalExecutor:
             yield from self._pool(stage, cfg, output_dir, tasks, retries, progress)
 
     def _serial(self, stage, cfg, output_dir, tasks, retries, progress):
+        fatal = None
         for task in tasks:
+            if fatal is not None:
+                yield task, None, not_run(fatal)
+                continue
             for attempt in range(retries + 1):
                 seen = [0]
 
@@ -64,15 +68,18 @@ class LocalExecutor:
                     break
                 except Exception as e:  # a failed shard is retried, then reported; it never stops the run
                     progress(-seen[0])
-                    if attempt == retries:
+                    if attempt == retries or is_fatal(e):
+                        fatal = format_error(e) if is_fatal(e) else None
                         yield task, None, format_error(e)
+                        break
 
     def _pool(self, stage, cfg, output_dir, tasks, retries, progress):
         ctx = mp.get_context("spawn")  # fork after torch/OpenMP init can deadlock; spawn is always safe
         q = ctx.Queue()
         attempts: Counter[str] = Counter()
         pending = list(tasks)
-        while pending:
+        fatal = None
+        while pending and fatal is None:
             # A worker killed mid-shard breaks the whole pool: every unfinished task then fails with
             # BrokenProcessPool, is requeued (counting one attempt), and a fresh pool takes them.
             with ProcessPoolExecutor(min(self.workers, len(pending)), mp_context=ctx, initializer=_init_worker,
@@ -84,14 +91,23 @@ class LocalExecutor:
                     _drain(q, progress)
                     for fut in done:
                         task = futures.pop(fut)
+                        if fut.cancelled():
+                            yield task, None, not_run(fatal)
+                            continue
                         try:
                             yield task, fut.result(), None
                         except (Exception, BrokenProcessPool) as e:
                             attempts[task.stem] += 1
-                            if attempts[task.stem] <= retries:
+                            if is_fatal(e) and fatal is None:
+                                fatal = format_error(e)
+                                for other in futures:
+                                    other.cancel()  # shards not started yet would fail the same way
+                            if attempts[task.stem] <= retries and not is_fatal(e):
                                 pending.append(task)
                             else:
                                 yield task, None, format_error(e)
+        for task in pending:
+            yield task, None, not_run(fatal)
         _drain(q, progress)
 
 

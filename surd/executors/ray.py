@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from surd.models import require
-from surd.runner import ShardTask, format_error, process_shard
+from surd.runner import ShardTask, format_error, is_fatal, not_run, process_shard
 
 
 def _run_shard(stage: str, cfg: Any, output_dir: str, task: ShardTask) -> dict:
@@ -35,7 +35,13 @@ class RayExecutor:
         attempts: Counter[str] = Counter()
         queue = list(tasks)
         running: dict[Any, ShardTask] = {}
+        fatal = None
         while queue or running:
+            if fatal is not None and queue:
+                for task in queue:
+                    yield task, None, not_run(fatal)
+                queue = []
+                continue
             while queue and len(running) < self.workers:
                 task = queue.pop(0)
                 running[remote.remote(stage, cfg, output_dir, task)] = task
@@ -44,11 +50,14 @@ class RayExecutor:
             try:
                 stats = ray.get(ready[0])
             except Exception as e:  # task errors and lost workers/nodes alike: retry, then report
+                cause = getattr(e, "cause", None) or e
                 attempts[task.stem] += 1
-                if attempts[task.stem] <= retries:
+                if is_fatal(cause):
+                    fatal = format_error(cause)
+                if attempts[task.stem] <= retries and not is_fatal(cause):
                     queue.append(task)
                 else:
-                    yield task, None, format_error(getattr(e, "cause", None) or e)
+                    yield task, None, format_error(cause)
                 continue
             progress(task.n_in)
             yield task, stats, None
