@@ -206,10 +206,13 @@ def test_paper_pipeline_names_the_papers_models() -> None:
 
     steps = {s.stage: s for s in load_pipeline(REPO / "pipelines/paper.yaml").steps}
     assert [s.stage for s in sorted(steps.values(), key=lambda s: s.index)] == [
-        "ingest", "caption", "clip_filter", "review", "embed"]
+        "ingest", "caption", "clip_filter", "review", "embed", "train_adapter"]
     cap = build_config(get_stage("caption"), steps["caption"].config)
     assert (cap.model, cap.prompt, cap.num_beams, cap.min_length, cap.max_length) == (
         "Salesforce/blip-image-captioning-base", "a picture of ", 3, 10, 30)
     cf = build_config(get_stage("clip_filter"), steps["clip_filter"].config)
     assert (cf.model, cf.pretrained, cf.min_simple_score) == ("ViT-B-32", "openai", None)
-    assert steps["embed"].config == {"llm": "33b", "layer": 60}
+    assert (steps["embed"].config["llm"], steps["embed"].config["layer"]) == ("33b", 60)
+    train = steps["train_adapter"].config
+    assert (train["base"], train["lr"], train["max_steps"], train["batch_size"], train["grad_accum"]) == (
+        "runwayml/stable-diffusion-v1-5", 1e-5, 5000, 1, 4)
