@@ -102,3 +102,29 @@ def bad_manifest(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     path = tmp_path / "manifest.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     return path, expected
+
+
+@pytest.fixture
+def server():
+    """The fault-injection server (Civitai, Lexica and an image host) on 127.0.0.1."""
+    from .fault_server import FaultServer
+
+    with FaultServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def connections(monkeypatch):
+    """Record every address urllib3 opens a socket to: nothing may leave 127.0.0.1."""
+    import urllib3
+
+    seen: list[str] = []
+    real = urllib3.util.connection.create_connection
+
+    def recording(address, *args, **kwargs):
+        seen.append(address[0])
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", recording)
+    yield seen
+    assert all(host == "127.0.0.1" for host in seen), seen

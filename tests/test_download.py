@@ -11,7 +11,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import certifi
 import pytest
-import urllib3.util.connection
 
 from surd.download import DownloadConfig, client_for, fetch_many
 from surd.fetchers import FetchError
@@ -20,27 +19,6 @@ from tests.fault_server import FaultServer, Route, make_bomb_png, make_jpeg
 
 JPEG = make_jpeg(32, 32, seed=1)
 FAST = dict(timeout=0.6, retries=2, backoff_base=0.02, backoff_max=0.05, rate_limit=0, allowed_networks=["127.0.0.0/8"])
-
-
-@pytest.fixture
-def server():
-    with FaultServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def connections(monkeypatch):
-    """Record every address urllib3 opens a socket to: nothing may leave 127.0.0.1."""
-    seen: list[str] = []
-    real = urllib3.util.connection.create_connection
-
-    def recording(address, *args, **kwargs):
-        seen.append(address[0])
-        return real(address, *args, **kwargs)
-
-    monkeypatch.setattr(urllib3.util.connection, "create_connection", recording)
-    yield seen
-    assert all(host == "127.0.0.1" for host in seen), seen
 
 
 def fetch(srv: FaultServer, path: str, **overrides) -> bytes | FetchError:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 
 import pytest
-import urllib3.util.connection
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -18,26 +17,6 @@ from tests.test_sources_web import civitai_item, make_diffusiondb
 DOWNLOAD = {"timeout": 1.0, "retries": 2, "backoff_base": 0.02, "backoff_max": 0.05, "rate_limit": 0,
             "allowed_networks": ["127.0.0.0/8"]}  # fmt: skip
 IMAGE = {"size": 64, "min_size": 32, "quality": 90}
-
-
-@pytest.fixture
-def server():
-    with FaultServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def connections(monkeypatch):
-    seen: list[str] = []
-    real = urllib3.util.connection.create_connection
-
-    def recording(address, *args, **kwargs):
-        seen.append(address[0])
-        return real(address, *args, **kwargs)
-
-    monkeypatch.setattr(urllib3.util.connection, "create_connection", recording)
-    yield seen
-    assert seen and all(host == "127.0.0.1" for host in seen), seen
 
 
 def jpeg(seed: int) -> bytes:

@@ -131,7 +131,7 @@ def test_url_lists_img2dataset_columns(tmp_path, fmt):
     assert rows[0]["source_id"] == "https://example.com/a.jpg" and rows[0]["extra"] == {"similarity": "0.3"}
     assert [r["error"] for r in rows[:3]] == [None, "missing_prompt", "missing_url"]
     if fmt == "jsonl":
-        assert rows[3]["error"] == "bad_list_row"
+        assert rows[3]["error"] == "bad_row"
 
 
 def test_url_list_explicit_columns_and_errors(tmp_path):
@@ -192,3 +192,11 @@ def test_diffusiondb_remote_parts_are_downloaded_once(server, tmp_path):
     again = diffusiondb.fetch_many([rows[2]["image"]], http)
     assert first[0] == make_jpeg(80, 80, seed=10) and again[0] == first[1]
     assert server.count("/ddb/images/part-000001.zip") == 1 and server.count("/ddb/metadata.parquet") == 1
+
+
+def test_url_list_with_a_non_utf8_line_keeps_the_rest(tmp_path):
+    path = tmp_path / "l.csv"
+    path.write_bytes(b"url,caption\nhttps://e.com/a.jpg,a fox\nhttps://e.com/b.jpg,caf\xe9\nhttps://e.com/c.jpg,a cat\n")
+    rows = list(urls.list_rows(urls.Config(path=str(path))))
+    assert [r["complex_prompt"] for r in rows if not r["error"]] == ["a fox", "a cat"]
+    assert [r["error"] for r in rows if r["error"]] == ["bad_encoding"]

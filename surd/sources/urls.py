@@ -6,20 +6,17 @@ with ``url_col``/``caption_col``. Every other column is kept in the sample json 
 
 from __future__ import annotations
 
-import csv
 import json
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from surd.sources import make_row
+from surd.sources.tables import BAD, check_table, read_records, text
 
 URL_COLUMNS = ("url", "URL", "image_url", "img_url", "src", "link", "image")
 CAPTION_COLUMNS = ("caption", "TEXT", "text", "prompt", "complex_prompt", "Prompt")
-FORMATS = ("auto", "csv", "tsv", "jsonl", "parquet")
-_SUFFIX = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 
 
 @dataclass(frozen=True)
@@ -35,38 +32,7 @@ class Config:
     source_name: str = "urls"
 
     def __post_init__(self) -> None:
-        if not self.path:
-            raise ValueError("no URL list given: pass the path of a .csv, .tsv, .jsonl or .parquet file")
-        if not Path(self.path).is_file():
-            raise FileNotFoundError(f"URL list {self.path} not found: check the path")
-        if self.format not in FORMATS:
-            raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
-        if self.resolved_format() is None:
-            raise ValueError(f"cannot tell the format of {self.path} from its suffix: pass format=csv|tsv|jsonl|parquet")
-
-    def resolved_format(self) -> str | None:
-        return self.format if self.format != "auto" else _SUFFIX.get(Path(self.path).suffix.lower())
-
-
-def read_records(path: Path, fmt: str) -> Iterator[dict[str, Any]]:
-    """The list's records as dicts (a JSONL line that is not an object yields {"__bad__": detail})."""
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=8192):
-            yield from batch.to_pylist()
-    elif fmt == "jsonl":
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        obj = json.loads(line)
-                    except ValueError as e:
-                        obj = {"__bad__": f"line {lineno}: {e}"}
-                    yield obj if isinstance(obj, dict) else {"__bad__": f"line {lineno}: not a JSON object"}
-    else:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            yield from csv.DictReader(f, delimiter="," if fmt == "csv" else "\t")
+        check_table(self.path, self.format, "URL list")
 
 
 def _pick(explicit: str, candidates: tuple[str, ...], columns: list[str], what: str, cfg: Config) -> str:
@@ -82,18 +48,17 @@ def _pick(explicit: str, candidates: tuple[str, ...], columns: list[str], what: 
 
 
 def _text(v: Any) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return ""
-    return str(v).strip()
+    return (text(v) or "").strip()
 
 
 def list_rows(cfg: Config, state_dir: Path | None = None) -> Iterator[dict[str, Any]]:
     """One row per record; a record without URL or prompt is a row rejected with that reason."""
     cols: tuple[str, str] | None = None
-    for i, rec in enumerate(read_records(Path(cfg.path), cfg.resolved_format() or "csv")):
-        if "__bad__" in rec:
-            yield make_row(source=cfg.source_name, source_id=f"{cfg.path}#{i}", image="", complex_prompt=None,
-                           error="bad_list_row", error_detail=rec["__bad__"])
+    for i, rec in enumerate(read_records(cfg.path, cfg.format)):
+        if BAD in rec:
+            digest, reason, detail = rec[BAD]
+            yield make_row(source=cfg.source_name, source_id=f"row-sha1:{digest}", image="", complex_prompt=None,
+                           error=reason, error_detail=detail)
             continue
         if cols is None:
             names = list(rec)

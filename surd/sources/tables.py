@@ -1,0 +1,93 @@
+"""Tabular row files (JSONL, CSV/TSV, Parquet) read record by record; undecodable records become markers.
+
+Shared by the local manifest and URL-list sources so both treat a non-UTF-8 line or a broken JSON line the
+same way: the record is reported (and later rejected with a reason), the rest of the file is still read.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+FORMATS = ("auto", "jsonl", "csv", "tsv", "parquet")
+SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv",
+            ".parquet": "parquet"}
+BAD = "__bad_row__"  # key of a marker record: (sha1 of the raw bytes, reason, detail)
+
+
+def resolve_format(path: str, fmt: str) -> str | None:
+    return fmt if fmt != "auto" else SUFFIXES.get(Path(path).suffix.lower())
+
+
+def check_table(path: str, fmt: str, what: str) -> None:
+    """Validate a table file argument; messages name the fix."""
+    if not path:
+        raise ValueError(f"no {what} given: pass the path of a .jsonl, .csv, .tsv or .parquet file")
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{what} {path} not found: check the path (relative to {os.getcwd()})")
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if resolve_format(path, fmt) is None:
+        raise ValueError(f"cannot tell the format of {path} from its suffix: pass format=jsonl|csv|tsv|parquet")
+
+
+def _bad(raw: bytes, reason: str, detail: str) -> dict[str, Any]:
+    return {BAD: (hashlib.sha1(raw).hexdigest(), reason, detail)}
+
+
+def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as e:
+                yield _bad(raw, "bad_encoding", f"line {lineno}: not UTF-8 ({e.reason})")
+                continue
+            except json.JSONDecodeError as e:
+                yield _bad(raw, "bad_row", f"line {lineno}: {e}")
+                continue
+            yield obj if isinstance(obj, dict) else _bad(raw, "bad_row", f"line {lineno}: not an object")
+
+
+def _read_csv(path: Path, delimiter: str) -> Iterator[dict[str, Any]]:
+    good: list[str] = []
+    bad: list[dict[str, Any]] = []
+    for lineno, raw in enumerate(path.read_bytes().splitlines(keepends=True), 1):
+        try:
+            good.append(raw.decode("utf-8-sig" if lineno == 1 else "utf-8"))
+        except UnicodeDecodeError as e:
+            bad.append(_bad(raw, "bad_encoding", f"line {lineno}: not UTF-8 ({e.reason})"))
+    yield from csv.DictReader(io.StringIO("".join(good)), delimiter=delimiter)
+    yield from bad
+
+
+def _read_parquet(path: Path) -> Iterator[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=8192):
+        yield from batch.to_pylist()
+
+
+def read_records(path: str | Path, fmt: str) -> Iterator[dict[str, Any]]:
+    """Records as dicts, in file order (CSV lines that are not UTF-8 come last, as markers)."""
+    fmt, path = resolve_format(str(path), fmt) or fmt, Path(path)
+    if fmt == "jsonl":
+        return _read_jsonl(path)
+    if fmt in ("csv", "tsv"):
+        return _read_csv(path, "," if fmt == "csv" else "\t")
+    return _read_parquet(path)
+
+
+def text(v: Any) -> str | None:
+    """A cell as text; None and NaN are None."""
+    if v is None or (isinstance(v, float) and v != v):
+        return None
+    return str(v)
