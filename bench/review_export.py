@@ -89,6 +89,8 @@ def main() -> None:
     ap.add_argument("--workdir", default=None, help="where the temporary dataset and site go (default: system temp)")
     args = ap.parse_args()
     size = 128 if args.quick else 512
+    if args.workdir:
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="surd-bench-review-", dir=args.workdir))
     try:
         make_dataset(work / "data", args.n, size)
