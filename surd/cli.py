@@ -242,13 +242,7 @@ def version_cmd() -> None:
 
 def _register_commands() -> None:
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:  # a missing dependency inside the module is a real error
-                raise
-            continue
-        module.register(app, GROUPS)
+        importlib.import_module(name).register(app, GROUPS)
 
 
 _register_commands()

@@ -184,9 +184,9 @@ def read_checkpoint(path: str) -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise RuntimeError(
-            f"{path} holds more than tensors, so it is not loaded here (weights_only=True). In an environment you "
-            f"trust, re-save its weights: `sd = torch.load(path)['model']; safetensors.torch.save_file(sd, "
-            f"'blip_caption.safetensors')` and pass that file ({e})"
+            f"{path} holds more than tensors, so it is not loaded here (weights_only=True). If you trust the file, "
+            f"re-save its 'model' state dict with safetensors.torch.save_file in a separate session (loading it "
+            f"there with weights_only=False) and pass the .safetensors file ({e})"
         ) from e
     return ckpt.get("model", ckpt) if isinstance(ckpt, dict) else ckpt
 
