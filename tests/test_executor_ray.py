@@ -58,3 +58,21 @@ def test_ray_cluster_gives_the_same_shards_as_local(tmp_path, cluster):
         assert p.read_bytes() == (tmp_path / "ray" / p.name).read_bytes()
     again = run_stage("ingest", cfg, tmp_path / "ray", executor="ray", address=cluster, progress=False)
     assert again.skipped == shards.list_done(tmp_path / "ray") and not again.done
+
+
+@pytest.mark.slow
+def test_sample_pipeline_on_ray_equals_local(tmp_path, cluster, monkeypatch):
+    """Every shard stage of the sample pipeline (tiny BLIP, CLIP, LLaMA loaded inside Ray workers)."""
+    from surd.pipeline import run_pipeline
+
+    from .conftest import REPO
+
+    monkeypatch.chdir(REPO)
+    local = run_pipeline("pipelines/sample.yaml", tmp_path / "local", progress=False, until="embed")
+    remote = run_pipeline("pipelines/sample.yaml", tmp_path / "ray", executor="ray", address=cluster, workers=2,
+                          progress=False, until="embed")
+    assert [s.stage for s, _ in remote] == ["ingest", "caption", "clip_filter", "embed"]
+    assert all(res.ok for _, res in local + remote)
+    for stage_dir in sorted((tmp_path / "local" / "sample").iterdir()):
+        for tar in sorted(stage_dir.glob("*.tar")):
+            assert tar.read_bytes() == (tmp_path / "ray" / "sample" / stage_dir.name / tar.name).read_bytes(), tar
