@@ -111,3 +111,11 @@ def test_run_until_stops_after_the_named_stage(tmp_path):
     bad = _surd("run", "pipelines/sample.yaml", "--runs-dir", str(tmp_path), "--until", "nope")
     assert bad.returncode == 2 and "not a stage of" in bad.stderr
 
+
+
+def test_cli_imports_no_heavy_dependency():
+    """`surd --help` and ingest work with the core install: torch & co. load only in the stages that need them."""
+    code = ("import sys, surd.cli; heavy = ('torch', 'transformers', 'diffusers', 'open_clip', 'ray', 'accelerate'); "
+            "print(','.join(m for m in heavy if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == ""
