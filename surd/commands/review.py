@@ -6,6 +6,12 @@ from pathlib import Path
 
 import typer
 
+from surd.commands.common import fail, run_and_report
+from surd.review.export import ExportConfig, export_review
+from surd.review.importer import review_config
+from surd.review.records import DecisionError
+from surd.review.server import serve
+
 review_app = typer.Typer(
     help="Manual review: export a dataset for reviewers, serve the review page, import the decisions.\n\n"
     "Example: surd review export runs/sample/02_clip_filter --out review/ && surd review serve review/",
@@ -26,9 +32,6 @@ def export_cmd(
 
     Example: surd review export runs/sample/02_clip_filter --out review/ --split 2
     """
-    from surd.cli import fail
-    from surd.review.export import ExportConfig, export_review
-
     cfg = ExportConfig(format=fmt, split=split, thumb_size=thumb_size, image_url_prefix=image_url_prefix)
     try:
         res = export_review(dataset, out, cfg)
@@ -50,8 +53,6 @@ def serve_cmd(
 
     Example: surd review serve review/ --port 8765
     """
-    from surd.review.server import serve
-
     serve(review_dir, host, port)
 
 
@@ -66,17 +67,13 @@ def import_cmd(
 
     Example: surd review import runs/sample/02_clip_filter review/decisions.json --out runs/sample/03_review
     """
-    from surd.cli import fail, report
-    from surd.review.decisions import DecisionError
-    from surd.review.importer import import_review
-
     try:
-        result = import_review(dataset, decisions, out, undecided=undecided)
+        cfg = review_config(dataset, decisions, undecided=undecided)
     except DecisionError as exc:
         fail(str(exc))
-    report(result)
+    run_and_report("review", cfg, out, dataset)
 
 
-def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+def register(app: typer.Typer) -> None:
     """Add the `surd review` command group."""
     app.add_typer(review_app, name="review")

@@ -2,7 +2,7 @@
 
 - `export.export_review(dataset_dir, out_dir, ExportConfig(...))` writes the site / tasks / CSV,
 - `server.serve(review_dir)` serves a site and saves decisions to ``decisions.json`` as they are made,
-- `importer.import_review(dataset_dir, files, out)` validates every decision file, then runs the ``review`` stage.
+- `importer.review_config(dataset_dir, files)` validates every decision file and returns the ``review`` stage's config.
 
 Decision file format (``decisions.json``, and what the page's Export button downloads)::
 
@@ -12,6 +12,7 @@ Decision file format (``decisions.json``, and what the page's Export button down
 Keys not listed are undecided. Label Studio exports (JSON or JSON-MIN) and filled-in review CSVs are read too.
 """
 
-from surd.review.decisions import FORMAT, VERSION, Decision, DecisionError, load_decisions
+from surd.review.decisions import load_decisions
+from surd.review.records import FORMAT, VERSION, Decision, DecisionError
 
 __all__ = ["FORMAT", "VERSION", "Decision", "DecisionError", "load_decisions"]

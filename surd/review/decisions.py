@@ -17,38 +17,14 @@ import io
 import json
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-FORMAT = "surd-review-decisions"
-VERSION = 1
-CHOICES = ("accept", "reject")
-MAX_NOTE = 2000
+from surd.review.labelstudio import parse_export
+from surd.review.records import FORMAT, VERSION, Decision, DecisionError, make_decision
+
 # Spreadsheet users type short forms; anything else is an error, not a silent guess.
 _CSV_ALIASES = {"accept": "accept", "a": "accept", "reject": "reject", "r": "reject"}
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One reviewer decision: ``accept`` or ``reject``, with an optional note."""
-
-    decision: str
-    note: str = ""
-
-    def __post_init__(self) -> None:
-        if self.decision not in CHOICES:
-            raise ValueError(f"decision must be one of {CHOICES}, got {self.decision!r}")
-
-
-class DecisionError(ValueError):
-    """One or more decision files are invalid; ``problems`` lists every one as 'file: what is wrong'."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = list(problems)
-        shown = "\n  ".join(self.problems[:20])
-        more = f"\n  ... and {len(self.problems) - 20} more" if len(self.problems) > 20 else ""
-        super().__init__(f"invalid review decisions ({len(self.problems)} problem(s)); nothing was written:\n  {shown}{more}")
 
 
 def to_document(decisions: Mapping[str, Decision]) -> dict[str, Any]:
@@ -83,22 +59,6 @@ def parse_document(obj: Any, source: str, problems: list[str]) -> dict[str, Deci
     return out
 
 
-def make_decision(value: Any, note: Any, where: str, problems: list[str]) -> Decision | None:
-    """A validated Decision, or None after appending 'where: problem' to *problems*."""
-    if value not in CHOICES:
-        problems.append(f"{where}: decision must be \"accept\" or \"reject\", got {value!r}")
-        return None
-    if note is None:
-        note = ""
-    if not isinstance(note, str):
-        problems.append(f"{where}: note must be a string, got {type(note).__name__}")
-        return None
-    if len(note) > MAX_NOTE:
-        problems.append(f"{where}: note is {len(note)} characters; keep it under {MAX_NOTE}")
-        return None
-    return Decision(value, note)
-
-
 def parse_csv(text: str, source: str, problems: list[str]) -> dict[str, Decision]:
     """A filled-in review CSV (columns key, decision, note; others ignored). Empty decision = undecided."""
     reader = csv.DictReader(io.StringIO(text))
@@ -129,8 +89,6 @@ def parse_csv(text: str, source: str, problems: list[str]) -> dict[str, Decision
 
 def parse_file(path: str | os.PathLike, problems: list[str]) -> dict[str, Decision]:
     """Parse one decision file of any supported format (by content: surd JSON, Label Studio JSON, or CSV)."""
-    from surd.review.labelstudio import parse_export
-
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8-sig")

@@ -31,8 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+from tqdm import tqdm
+
 from surd.review.labelstudio import LABEL_CONFIG, make_tasks
 from surd.sample import Sample
+from surd.shards import iter_dataset, list_shards, read_stats
 
 FORMATS = ("site", "labelstudio", "csv")
 IMAGE_EXTS = ("jpg", "jpeg", "webp", "png")
@@ -96,7 +100,6 @@ def _score(value: Any) -> float | None:
 
 def make_thumbnail(data: bytes, size: int) -> bytes:
     """A JPEG thumbnail that fits in size×size (Pillow drafts JPEG decoding at a reduced scale)."""
-    from PIL import Image
 
     with Image.open(io.BytesIO(data)) as im:
         im.thumbnail((size, size))
@@ -121,9 +124,6 @@ def _write_media(sample: Sample, row: dict[str, Any], media_dir: Path, thumb_siz
 
 def _collect(dataset_dir: Path, media_dir: Path, cfg: ExportConfig, progress: bool) -> list[dict[str, Any]]:
     """Stream the dataset once: write media on a thread pool, return the review rows."""
-    from tqdm import tqdm
-
-    from surd.shards import iter_dataset, read_stats
 
     for sub in ("images", "thumbs") if cfg.format == "site" else ("images",):
         (media_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -165,7 +165,6 @@ def export_review(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, cf
     cfg = cfg or ExportConfig()
     t0 = time.perf_counter()
     dataset_dir, out = Path(dataset_dir), Path(out_dir)
-    from surd.shards import list_shards
 
     if not list_shards(dataset_dir):
         raise FileNotFoundError(f"no shards (NNNNN.tar) in {dataset_dir}: point at a stage's output directory")

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from surd.review.decisions import FORMAT, VERSION, DecisionError, parse_document, to_document
+from surd.files import write_json_atomic
+from surd.review.decisions import parse_document, to_document
+from surd.review.records import FORMAT, VERSION, DecisionError
 
 DECISIONS_NAME = "decisions.json"
 MAX_BODY = 64 * 1024 * 1024  # 60,000 decisions with notes are a few MB
@@ -52,8 +54,6 @@ class ReviewState:
 
     def save(self, payload: Any) -> int:
         """Validate and store a full decision document; returns the number of decisions."""
-        from surd.shards import write_json_atomic
-
         problems: list[str] = []
         decisions = parse_document(payload, "request", problems)
         unknown = sorted(set(decisions) - self.keys)

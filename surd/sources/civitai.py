@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from surd.download import DownloadConfig, get_json
-from surd.sources import make_row
+from surd.fetch.http import DownloadConfig, get_json
+from surd.sources.rows import make_row
 from surd.sources.web_state import PageLog
 
 SORTS = ("Most Reactions", "Most Comments", "Most Collected", "Newest", "Oldest")

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from surd.download import DownloadConfig, get_json
-from surd.sources import make_row
+from surd.fetch.http import DownloadConfig, get_json
+from surd.sources.rows import make_row
 from surd.sources.web_state import PageLog
 
 

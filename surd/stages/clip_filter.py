@@ -51,8 +51,8 @@ class Config:
 
 
 def versions() -> dict[str, str]:
-    import open_clip
-    import torch
+    import open_clip  # optional extra: imported on use
+    import torch  # optional extra: imported on use
 
     return {"torch": torch.__version__, "open_clip": open_clip.__version__}
 
@@ -75,7 +75,7 @@ def _prepare(clip: ClipModel, sample: Sample) -> Any:
 
 def score_batch(clip: ClipModel, images: Any, simple_tokens: Any, complex_tokens: Any) -> tuple[Any, Any]:
     """cos(image, simple) and cos(image, complex) for a batch of preprocessed images and (B, 77) token tensors."""
-    import torch
+    import torch  # optional extra: imported on use
 
     with torch.inference_mode():
         img = clip.model.encode_image(images.to(device=clip.device, dtype=clip.dtype), normalize=True)
@@ -85,7 +85,7 @@ def score_batch(clip: ClipModel, images: Any, simple_tokens: Any, complex_tokens
 
 
 def _infer(clip: ClipModel, items: list[Any]) -> list[tuple[float, float, int]]:
-    import torch
+    import torch  # optional extra: imported on use
 
     images = torch.stack([it[0] for it in items])
     cs, cc = score_batch(clip, images, torch.stack([it[1] for it in items]), torch.stack([it[2] for it in items]))

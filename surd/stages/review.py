@@ -16,6 +16,7 @@ from surd.review.decisions import Decision, files_digest, load_decisions
 from surd.sample import Rejected, Sample, record_stage, reject
 
 NAME = "review"
+USES_GPU = False
 UNDECIDED = ("keep", "drop")
 
 

@@ -8,12 +8,16 @@ every hop (redirects are followed here, never by the HTTP library) and connects 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
 import json
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -22,18 +26,17 @@ import urllib3
 from urllib3.exceptions import HTTPError, NewConnectionError, ProtocolError, SSLError, TimeoutError
 
 from surd import __version__
-from surd.fetchers import FetchError
-from surd.net import (
+from surd.fetch.content import looks_like_html, sniff_image
+from surd.fetch.policy import (
     AddressPolicy,
     BlockedAddress,
     HostLimiter,
     backoff_delay,
-    looks_like_html,
     opted_out,
     parse_retry_after,
     resolve_checked,
-    sniff_image,
 )
+from surd.fetch.result import FetchError
 
 USER_AGENT = f"surd/{__version__} (+https://github.com/surd-dev/surd)"
 _OCTET_TYPES = ("application/octet-stream", "binary/octet-stream", "application/x-octet-stream", "")
@@ -285,3 +288,32 @@ def get_json(url: str, cfg: DownloadConfig, headers: dict[str, str] | None = Non
         return json.loads(body)
     except ValueError as e:
         raise RuntimeError(f"GET {url} did not return JSON ({e}); first bytes {body[:80]!r}") from e
+
+
+REMOTE_MAX_BYTES = 8 * 1024**3  # large files (a DiffusionDB part zip is ~1 GB, its metadata parquet a few hundred MB)
+REMOTE_TIMEOUT = 900.0
+
+
+def is_remote(location: str) -> bool:
+    """True for http(s) URLs, False for local paths."""
+    return urlsplit(location).scheme in ("http", "https")
+
+
+def download_cached(location: str, cfg: DownloadConfig) -> Path | FetchError:
+    """A local path for *location*, downloading a remote file once into the cache folder."""
+    if not is_remote(location):
+        return Path(location)
+    cache = Path(cfg.cache_dir or Path.home() / ".cache" / "surd") / "downloads"
+    name = os.path.basename(urlsplit(location).path) or "file"
+    target = cache / f"{hashlib.sha1(location.encode()).hexdigest()[:16]}-{name}"
+    if target.exists():
+        return target
+    big = dataclasses.replace(cfg, max_bytes=max(cfg.max_bytes, REMOTE_MAX_BYTES), timeout=max(cfg.timeout, REMOTE_TIMEOUT))
+    data = client_for(big).fetch(location, kind="data")
+    if isinstance(data, FetchError):
+        return data
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)  # atomic: a concurrent worker sees either nothing or the whole file
+    return target

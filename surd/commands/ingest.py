@@ -1,4 +1,7 @@
-"""`surd ingest civitai|lexica|diffusiondb|urls`: web sources into a dataset, through the polite, safe downloader."""
+"""`surd ingest manifest|folder|civitai|lexica|diffusiondb|urls`: sources into a dataset of resized images.
+
+Local sources read files; web sources go through the polite, safe downloader (`surd.fetch.http`).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,13 @@ from typing import Any
 
 import typer
 
+from surd.commands.common import ADDRESS, EXECUTOR, RETRIES, WORKERS, run_and_report
+
+ingest_app = typer.Typer(help="Create a dataset from a source (local manifest, SURD folder, web APIs, URL lists).\n\n"
+                         "Example: surd ingest manifest manifests/sample/manifest.jsonl --out runs/mine/00_ingest",
+                         no_args_is_help=True)
+
 OUT = typer.Option(..., "--out", "-o", help="Output dataset directory (rerun the same command to resume).")
-WORKERS = typer.Option(1, "--workers", "-w", help="Worker processes (1 = run in this process).")
-RETRIES = typer.Option(2, help="Retries of a failed shard before it is reported as failed.")
 THREADS = typer.Option(16, help="Concurrent downloads per worker process.")
 TIMEOUT = typer.Option(20.0, help="Seconds for connecting, for each read, and for one whole attempt.")
 DL_RETRIES = typer.Option(3, "--download-retries", help="Extra attempts on 408/429/5xx, timeouts and resets.")
@@ -19,8 +26,9 @@ PRIVATE = typer.Option(False, "--allow-private-addresses",
 OPT_OUT = typer.Option(False, "--ignore-opt-out", help="Download even when X-Robots-Tag says noai/noimageai.")
 SIZE = typer.Option(512, help="Output side in pixels.")
 MODE = typer.Option("center_crop", "--resize-mode", help="center_crop (the paper's), keep_ratio, pad, or none.")
-QUALITY = typer.Option(95, help="JPEG quality.")
+QUALITY = typer.Option(95, help="JPEG/WebP quality.")
 MIN_SIZE = typer.Option(64, help="Reject images whose shorter side is below this.")
+MAX_PIXELS = typer.Option(89_478_485, help="Reject images with more pixels (decompression bombs).")
 SHARD = typer.Option(1000, "--shard-size", help="Samples per shard.")
 MAX_ITEMS = typer.Option(0, "--max-items", help="Stop listing after this many items (0 = all).")
 RESAMPLE = typer.Option("lanczos", help="Resize filter: lanczos (sharpest), bicubic, or area (img2dataset's INTER_AREA).")
@@ -43,11 +51,59 @@ def image_options(size: int, resize_mode: str, quality: int, min_size: int, shar
     return image
 
 
+def run_ingest(source: str, path: str, out: Path, *, options: dict[str, Any] | None = None,
+               download: dict[str, Any] | None = None, workers: int = 1, retries: int = 2,
+               executor: str = "local", address: str | None = None, **image_and_shard: Any) -> None:
+    """Shared body of every `surd ingest <source>` command."""
+    cfg = {"source": source, "path": path, "options": options or {}, "download": download or {}, **image_and_shard}
+    run_and_report("ingest", cfg, out, None, workers=workers, retries=retries, executor=executor, address=address)
+
+
 def _run(source: str, path: str, out: Path, options: dict[str, Any], download: dict[str, Any], workers: int,
          retries: int, image: dict[str, Any]) -> None:
-    from surd.cli import run_ingest
-
     run_ingest(source, path, out, options=options, download=download, workers=workers, retries=retries, **image)
+
+
+@ingest_app.command("manifest")
+def ingest_manifest(
+    manifest: Path = typer.Argument(..., help="A .jsonl, .csv, .tsv or .parquet file, one row per sample."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output dataset directory."),
+    image_col: str = typer.Option("image", help="Column with the image path or file:// URL (relative to the manifest)."),
+    prompt_col: str = typer.Option("complex_prompt", help="Column with the complex (keyword) prompt."),
+    negative_col: str = typer.Option("negative_prompt", help="Column with the negative prompt (optional)."),
+    simple_col: str = typer.Option("simple_prompt", help="Column with a simple prompt, if you already have one."),
+    id_col: str = typer.Option("source_id", help="Column with a stable id (default: the image path)."),
+    source_col: str = typer.Option("source", help="Column naming each row's source (optional)."),
+    license_col: str = typer.Option("license", help="Column with each row's license (optional)."),
+    source_name: str = typer.Option("local", help="Source name when there is no source column."),
+    size: int = SIZE, resize_mode: str = MODE, resample: str = RESAMPLE, quality: int = QUALITY,
+    min_size: int = MIN_SIZE, max_pixels: int = MAX_PIXELS, shard_size: int = SHARD,
+    workers: int = WORKERS, retries: int = RETRIES, executor: str = EXECUTOR, address: str = ADDRESS,
+) -> None:
+    """Ingest a local manifest of (complex prompt, image) rows.
+
+    Example: surd ingest manifest manifests/sample/manifest.jsonl --out runs/mine/00_ingest --workers 2
+    """
+    opts = dict(image_col=image_col, prompt_col=prompt_col, negative_col=negative_col, simple_col=simple_col,
+                id_col=id_col, source_col=source_col, license_col=license_col, source_name=source_name)
+    run_ingest("manifest", str(manifest), out, options=opts, size=size, resize_mode=resize_mode, resample=resample,
+               quality=quality, min_size=min_size, max_pixels=max_pixels, shard_size=shard_size, workers=workers,
+               retries=retries, executor=executor, address=address)
+
+
+@ingest_app.command("folder")
+def ingest_folder(
+    folder: Path = typer.Argument(..., help="Folder with images and metadata.jsonl (file_name, text, prompt)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output dataset directory."),
+    size: int = SIZE, resize_mode: str = MODE, quality: int = QUALITY, shard_size: int = SHARD,
+    workers: int = WORKERS, retries: int = RETRIES, executor: str = EXECUTOR, address: str = ADDRESS,
+) -> None:
+    """Import a dataset in the official SUR-adapter layout (the released SURD imports as is).
+
+    Example: surd ingest folder SURD/ --out runs/surd/00_ingest
+    """
+    run_ingest("surd_folder", str(folder), out, size=size, resize_mode=resize_mode, quality=quality,
+               shard_size=shard_size, workers=workers, retries=retries, executor=executor, address=address)
 
 
 def civitai(
@@ -154,7 +210,8 @@ def urls(
     _run("urls", str(url_list), out, opts, dl, workers, retries, image)
 
 
-def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
-    """Add the web sources to `surd ingest`."""
+def register(app: typer.Typer) -> None:
+    """Add the `surd ingest` group (every source) to the app."""
     for name, func in (("civitai", civitai), ("lexica", lexica), ("diffusiondb", diffusiondb), ("urls", urls)):
-        groups["ingest"].command(name)(func)
+        ingest_app.command(name)(func)
+    app.add_typer(ingest_app, name="ingest")
