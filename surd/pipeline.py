@@ -1,4 +1,10 @@
-"""`surd run pipelines/<name>.yaml`: an ordered list of stages, each reading the previous one's output."""
+"""`surd run pipelines/<name>.yaml`: an ordered list of stages, each reading the previous one's output.
+
+Besides ``name`` and ``stages``, a pipeline file may say where and how it runs, so a cluster run needs no flags:
+``runs_dir`` (a path or URL such as ``s3://bucket/runs``), ``executor`` (local or ray), ``address`` (the Ray
+cluster), ``workers``; a stage entry may add its own ``workers`` and ``resources`` (``num_cpus``, ``num_gpus`` per
+worker on Ray). Command-line flags override the file's top-level settings; a stage's own ``workers`` wins over both.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from surd import storage
+from surd.executors import EXECUTORS, check_resources
 from surd.registry import Registry, canonical
 from surd.runner import RunResult, run_stage
 from surd.stages import STAGES
@@ -22,6 +30,7 @@ class Step:
     stage: str
     config: dict[str, Any]
     workers: int | None = None
+    resources: dict[str, float] | None = None
 
     @property
     def dirname(self) -> str:
@@ -32,6 +41,30 @@ class Step:
 class Pipeline:
     name: str
     steps: tuple[Step, ...]
+    runs_dir: str | None = None
+    executor: str | None = None
+    address: str | None = None
+    workers: int | None = None
+
+
+def _workers(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{where}: workers must be a whole number >= 1, got {value!r}")
+    return value
+
+
+def _cluster(doc: dict[str, Any], p: Path) -> dict[str, Any]:
+    """The file's top-level run settings, validated."""
+    executor = doc.get("executor")
+    if executor is not None and canonical(str(executor)) not in EXECUTORS:
+        raise ValueError(f"{p}: executor must be one of {', '.join(EXECUTORS.names())}, got {executor!r}")
+    for key in ("address", "runs_dir"):
+        if doc.get(key) is not None and not isinstance(doc[key], str):
+            raise ValueError(f"{p}: {key} must be a string, got {doc[key]!r}")
+    return {"runs_dir": doc.get("runs_dir"), "executor": executor and canonical(str(executor)),
+            "address": doc.get("address"), "workers": _workers(doc.get("workers"), str(p))}
 
 
 def load_pipeline(path: str | Path) -> Pipeline:
@@ -51,28 +84,39 @@ def load_pipeline(path: str | Path) -> Pipeline:
         if stage not in STAGES and stage not in JOBS:
             raise ValueError(f"{p}: stages[{i}]: unknown stage {entry['stage']!r}; "
                              f"valid: {', '.join(sorted([*STAGES, *JOBS]))}")
-        extra = sorted(set(entry) - {"stage", "config", "workers"})
+        extra = sorted(set(entry) - {"stage", "config", "workers", "resources"})
         if extra:
-            raise ValueError(f"{p}: stages[{i}]: unknown key(s) {extra}; allowed: stage, config, workers")
-        steps.append(Step(i, stage, dict(entry.get("config") or {}), entry.get("workers")))
+            raise ValueError(f"{p}: stages[{i}]: unknown key(s) {extra}; allowed: stage, config, workers, resources")
+        try:
+            resources = check_resources(entry.get("resources")) if entry.get("resources") is not None else None
+        except (ValueError, AttributeError) as e:
+            raise ValueError(f"{p}: stages[{i}]: {e}") from None
+        steps.append(Step(i, stage, dict(entry.get("config") or {}), _workers(entry.get("workers"), f"{p}: stages[{i}]"),
+                          resources))
     if steps[0].stage != "ingest":
         raise ValueError(f"{p}: the first stage must be ingest (the others read the previous stage's shards)")
-    return Pipeline(name, tuple(steps))
+    return Pipeline(name, tuple(steps), **_cluster(doc, p))
 
 
-def run_pipeline(path: str | Path, runs_dir: str | Path = "runs", *, workers: int = 1, executor: str = "local",
-                 address: str | None = None, retries: int = 2, progress: bool = True,
+def run_pipeline(path: str | Path, runs_dir: str | Path | None = None, *, workers: int | None = None,
+                 executor: str | None = None, address: str | None = None, retries: int = 2, progress: bool = True,
                  until: str | None = None) -> list[tuple[Step, Any]]:
-    """Run every step into runs/<name>/<NN>_<stage>/; stops at the first step with failed shards, or after the
-    step named `until` (e.g. stop before the manual review, review, then rerun: finished steps are skipped)."""
+    """Run every step into <runs_dir>/<name>/<NN>_<stage>/; stops at the first step with failed shards, or after the
+    step named `until` (e.g. stop before the manual review, review, then rerun: finished steps are skipped).
+
+    ``runs_dir``, ``workers``, ``executor`` and ``address`` left at None come from the pipeline file, else the
+    defaults (``runs``, the executor's own worker count, ``local``, none)."""
     pipe = load_pipeline(path)
     if until is not None and canonical(until) not in {s.stage for s in pipe.steps}:
         raise ValueError(f"--until {until!r} is not a stage of {path}: {', '.join(s.stage for s in pipe.steps)}")
-    base = Path(runs_dir) / pipe.name
+    base = storage.join(runs_dir if runs_dir is not None else pipe.runs_dir or "runs", pipe.name)
+    executor = executor or pipe.executor or "local"
+    address = address or pipe.address
+    workers = workers or pipe.workers
     results: list[tuple[Step, Any]] = []
-    input_dir: Path | None = None
+    input_dir: str | None = None
     for step in pipe.steps:
-        out = base / step.dirname
+        out = storage.join(base, step.dirname)
         if step.stage in JOBS:
             results.append((step, JOBS.load(step.stage)(input_dir, out, step.config)))
             if until is not None and step.stage == canonical(until):
@@ -80,7 +124,8 @@ def run_pipeline(path: str | Path, runs_dir: str | Path = "runs", *, workers: in
             input_dir = out
             continue
         res: RunResult = run_stage(step.stage, step.config, out, input_dir, workers=step.workers or workers,
-                                   executor=executor, address=address, retries=retries, progress=progress)
+                                   executor=executor, address=address, retries=retries, progress=progress,
+                                   resources=step.resources)
         results.append((step, res))
         if not res.ok or (until is not None and step.stage == canonical(until)):
             break

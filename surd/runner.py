@@ -12,7 +12,7 @@ from typing import Any
 from tqdm import tqdm
 
 import surd
-from surd import shards
+from surd import shards, storage
 from surd.executors import get_executor
 from surd.files import clean_temp_files, write_json_atomic
 from surd.sample import Rejected, Sample
@@ -20,10 +20,12 @@ from surd.stages import build_config, canonical, config_to_dict, get_stage
 from surd.stages.contract import FinalizingStage, SourceStage
 from surd.task import ShardTask
 
+FINALIZED = "_finalized.json"  # the finalize pass ran after the last shard was written
+
 
 @dataclass
 class RunResult:
-    output_dir: Path
+    output_dir: str | Path
     stats: dict[str, Any] = field(default_factory=dict)  # totals: in, kept, rejected{reason: n}
     done: list[str] = field(default_factory=list)  # shards written by this run
     skipped: list[str] = field(default_factory=list)  # shards already done before
@@ -38,10 +40,10 @@ class ConfigMismatch(ValueError):
     """The output directory was written by a run with a different config."""
 
 
-def _check_config(output_dir: Path, record: dict[str, Any]) -> None:
+def _check_config(output_dir: str, record: dict[str, Any]) -> None:
     old = shards.read_config(output_dir)
     if old is None:
-        write_json_atomic(output_dir / shards.CONFIG_NAME, record)
+        write_json_atomic(storage.join(output_dir, shards.CONFIG_NAME), record)
         return
     for k in ("stage", "config", "input"):
         if old.get(k) != record.get(k):
@@ -51,24 +53,26 @@ def _check_config(output_dir: Path, record: dict[str, Any]) -> None:
             )
 
 
-def plan_tasks(module: Any, cfg: Any, output_dir: Path, input_dir: str | Path | None) -> list[ShardTask]:
-    """Source stages plan their own shards; other stages get one task per done input shard."""
+def plan_tasks(module: Any, cfg: Any, output_dir: str | Path, input_dir: str | Path | None) -> list[ShardTask]:
+    """Source stages plan their own shards (row files under ``_state/``); other stages get one task per done
+    input shard, sized from its stats marker."""
     if isinstance(module, SourceStage):
-        return [ShardTask(shards.shard_name(i), rows, len(rows))
-                for i, rows in enumerate(module.plan(cfg, output_dir / "_state"))]
+        return [ShardTask(p.stem, p.rows, p.n) for p in module.plan(cfg, storage.join(output_dir, "_state"))]
     if input_dir is None:
         raise ValueError(f"stage {module.NAME} needs an input dataset directory")
-    done = set(shards.list_done(input_dir))
-    paths = [p for p in shards.list_shards(input_dir) if p.stem in done]
+    done = shards.read_stats(input_dir)
+    paths = [p for p in shards.list_shards(input_dir) if shards.stem_of(p) in done]
     if not paths:
         raise FileNotFoundError(f"no finished shards in {input_dir}: run the previous stage first")
-    return [ShardTask(p.stem, str(p), shards.count_samples(p)) for p in paths]
+    return [ShardTask(shards.stem_of(p), p, int(done[shards.stem_of(p)]["kept"])) for p in paths]
 
 
 def run_stage(stage: str, cfg: Any, output_dir: str | Path, input_dir: str | Path | None = None, *,
-              workers: int = 1, executor: str = "local", retries: int = 2, progress: bool = True,
-              address: str | None = None) -> RunResult:
-    """Run `stage` over all shards into `output_dir`; done shards are skipped, failed ones retried `retries` times.
+              workers: int | None = 1, executor: str = "local", retries: int = 2, progress: bool = True,
+              address: str | None = None, resources: dict[str, float] | None = None) -> RunResult:
+    """Run `stage` over all shards into `output_dir` (a path or a URL such as ``s3://bucket/runs/x/00_ingest``);
+    done shards are skipped, failed ones retried `retries` times. `resources` (``num_cpus``, ``num_gpus``) size
+    each worker on a Ray cluster.
 
     Example:
         run_stage("ingest", {"source": "manifest", "path": "manifests/sample/manifest.jsonl"}, "runs/x/00_ingest")
@@ -76,20 +80,21 @@ def run_stage(stage: str, cfg: Any, output_dir: str | Path, input_dir: str | Pat
     module = get_stage(stage)
     if isinstance(cfg, dict):
         cfg = build_config(module, cfg)
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = storage.normalize(output_dir)
+    storage.makedirs(out)
     clean_temp_files(out)
     _check_config(out, {"stage": canonical(stage), "config": config_to_dict(cfg),
-                        "input": str(Path(input_dir).resolve()) if input_dir else None, "surd_version": surd.__version__})
+                        "input": storage.resolve(input_dir) if input_dir else None, "surd_version": surd.__version__})
     tasks = plan_tasks(module, cfg, out, input_dir)
-    result = RunResult(output_dir=out)
+    result = RunResult(output_dir=out if storage.is_remote(out) else Path(out))
+    done = set(shards.list_done(out))  # one listing, not one request per shard
     pending = []
     for t in tasks:
-        if shards.is_done(out, t.stem):
+        if t.stem in done:
             result.skipped.append(t.stem)
         else:
             pending.append(t)
-    runner = get_executor(executor, workers=workers, address=address, uses_gpu=module.USES_GPU)
+    runner = get_executor(executor, workers=workers, address=address, uses_gpu=module.USES_GPU, resources=resources)
     bar = _progress_bar(sum(t.n_in for t in pending), canonical(stage), progress)
     for task, _stats, error in runner.run(canonical(stage), cfg, str(out), pending, retries, bar.update):
         if error is None:
@@ -99,7 +104,7 @@ def run_stage(stage: str, cfg: Any, output_dir: str | Path, input_dir: str | Pat
         bar.set_postfix(shards=f"{len(result.done)}/{len(pending)}", failed=len(result.failed), refresh=False)
     bar.close()
     if not result.failed and isinstance(module, FinalizingStage):
-        module.finalize(out, cfg)
+        _finalize(module, cfg, out, written=bool(result.done))
     _write_failures(out, result.failed)
     result.stats = total_stats(out)
     return result
@@ -109,12 +114,23 @@ def _progress_bar(total: int, desc: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, unit="sample", dynamic_ncols=True, disable=not enabled, smoothing=0.1)
 
 
-def _write_failures(out: Path, failed: dict[str, str]) -> None:
-    path = out / "_failed.json"
+def _finalize(module: Any, cfg: Any, out: str, written: bool) -> None:
+    """The stage's global pass; skipped when no shard was written since it last completed (it is idempotent, and
+    rereading every shard of a finished run on each rerun would cost minutes at 10M samples)."""
+    marker = storage.join(out, FINALIZED)
+    if not written and storage.exists(marker):
+        return
+    storage.remove(marker)
+    module.finalize(out, cfg)
+    write_json_atomic(marker, {"shards": len(shards.list_done(out))})
+
+
+def _write_failures(out: str, failed: dict[str, str]) -> None:
+    path = storage.join(out, "_failed.json")
     if failed:
         write_json_atomic(path, failed)
-    elif path.exists():
-        path.unlink()
+    else:
+        storage.remove(path)
 
 
 def total_stats(dataset_dir: str | Path) -> dict[str, Any]:

@@ -6,6 +6,10 @@ A stage's output directory holds, per shard ``NNNNN``:
   NNNNN.stats.json     {"in", "kept", "rejected": {reason: n}, "seconds", "versions"} -- written last;
                        its presence marks the shard done.
 and once per directory ``_config.json`` (the resolved stage config and the surd version).
+
+A dataset directory may be a local path or a URL (``s3://bucket/runs/x/00_ingest``): every read and write goes
+through `surd.storage` / `surd.files`, and the stats marker is written after the tar and the sidecar are complete,
+so on an object store (no rename) a shard without its marker (even one with a partial upload) is not done.
 """
 
 from __future__ import annotations
@@ -16,13 +20,14 @@ import os
 import tarfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from surd.files import mkstemp_beside, write_bytes_atomic, write_json_atomic
+from surd import storage
+from surd.files import publish, temp_for, write_bytes_atomic, write_json_atomic
 from surd.sample import Rejected, Sample, dumps_json
 
 FIXED_MTIME = 0  # 1970-01-01: tars must not depend on when they were written
@@ -30,6 +35,7 @@ STATS_SUFFIX = ".stats.json"
 SIDECAR_SUFFIX = ".samples.parquet"
 CONFIG_NAME = "_config.json"
 SIDECAR_COLUMNS = ("key", "status", "reason", "detail", "meta")
+ROWS_SUFFIX = ".rows.parquet"  # a planned shard's input rows (source stages): one json document per row
 
 
 def shard_name(index: int) -> str:
@@ -37,21 +43,35 @@ def shard_name(index: int) -> str:
     return f"{index:05d}"
 
 
-def list_shards(dataset_dir: str | os.PathLike) -> list[Path]:
-    """The dataset's ``NNNNN.tar`` files, in order."""
-    d = Path(dataset_dir)
-    if not d.is_dir():
-        raise FileNotFoundError(f"dataset directory {d} does not exist: run the stage that writes it first")
-    return sorted(p for p in d.glob("*.tar") if p.stem.isdigit())
+def stem_of(path: str | os.PathLike) -> str:
+    """``…/00012.tar`` → ``00012``."""
+    return storage.basename(path).partition(".")[0]
+
+
+def _names(dataset_dir: str | os.PathLike) -> list[str]:
+    try:
+        return storage.listdir(dataset_dir)
+    except (FileNotFoundError, NotADirectoryError):
+        raise FileNotFoundError(f"dataset directory {dataset_dir} does not exist: run the stage that writes it "
+                                "first") from None
+
+
+def list_shards(dataset_dir: str | os.PathLike) -> list[str]:
+    """The paths (or URLs) of the dataset's ``NNNNN.tar`` files, in order."""
+    return [storage.join(dataset_dir, n) for n in _names(dataset_dir) if n.endswith(".tar") and n[:-4].isdigit()]
 
 
 def list_done(dataset_dir: str | os.PathLike) -> list[str]:
-    """Stems of the shards whose stats marker exists (done shards)."""
-    return sorted(p.name[: -len(STATS_SUFFIX)] for p in Path(dataset_dir).glob("*" + STATS_SUFFIX))
+    """Stems of the shards whose stats marker exists (done shards): one listing, also on an object store."""
+    try:
+        names = storage.listdir(dataset_dir)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(n[: -len(STATS_SUFFIX)] for n in names if n.endswith(STATS_SUFFIX) and not n.startswith("."))
 
 
 def is_done(dataset_dir: str | os.PathLike, stem: str) -> bool:
-    return (Path(dataset_dir) / (stem + STATS_SUFFIX)).exists()
+    return storage.exists(storage.join(dataset_dir, stem + STATS_SUFFIX))
 
 
 # ---------------------------------------------------------------------------------------------- tar members
@@ -94,7 +114,7 @@ def sample_members(sample: Sample) -> list[tuple[str, bytes]]:
 def read_shard(path: str | os.PathLike) -> Iterator[Sample]:
     """Stream the samples of a tar shard. ``json`` is decoded to a dict; other members stay bytes."""
     current: Sample | None = None
-    with tarfile.open(path, "r|") as tar:
+    with storage.open_file(path, "rb") as f, tarfile.open(fileobj=f, mode="r|") as tar:
         for info in tar:
             if not info.isfile():
                 continue
@@ -112,16 +132,16 @@ def read_shard(path: str | os.PathLike) -> Iterator[Sample]:
 
 def count_samples(path: str | os.PathLike) -> int:
     """Number of samples in a shard, from its stats marker when present (no tar scan)."""
-    stats = Path(str(path)[: -len(".tar")] + STATS_SUFFIX)
-    if stats.exists():
-        return int(json.loads(stats.read_text())["kept"])
+    stats = str(path)[: -len(".tar")] + STATS_SUFFIX
+    if storage.exists(stats):
+        return int(json.loads(storage.read_bytes(stats))["kept"])
     return sum(1 for _ in read_shard(path))
 
 
 # ---------------------------------------------------------------------------------------------- writer
 
 
-def _write_sidecar(dataset_dir: Path, stem: str, rows: list[dict[str, Any]]) -> None:
+def _write_sidecar(dataset_dir: str, stem: str, rows: list[dict[str, Any]]) -> None:
     """Every input key with status/reason/detail/meta, as a zstd parquet file (atomic)."""
 
     def cell(r: dict[str, Any], c: str) -> str:
@@ -131,21 +151,22 @@ def _write_sidecar(dataset_dir: Path, stem: str, rows: list[dict[str, Any]]) -> 
     table = pa.table({c: pa.array([cell(r, c) for r in rows], type=pa.string()) for c in SIDECAR_COLUMNS})
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")
-    write_bytes_atomic(dataset_dir / f"{stem}{SIDECAR_SUFFIX}", buf.getvalue())
+    write_bytes_atomic(storage.join(dataset_dir, f"{stem}{SIDECAR_SUFFIX}"), buf.getvalue())
 
 
 class ShardWriter:
     """Writes one output shard: kept samples to the tar, every input key to the sidecar, stats last.
 
     Use as a context manager; nothing becomes visible under the final names until `commit`.
-    If the block raises, the temp files are removed and the shard stays not-done.
+    If the block raises, the temp files are removed and the shard stays not-done. The tar is written to a local
+    temp file as samples come (bounded memory), then renamed into place, or uploaded for a URL.
     """
 
     def __init__(self, dataset_dir: str | os.PathLike, stem: str):
-        self.dir = Path(dataset_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir = storage.normalize(dataset_dir)
+        storage.makedirs(self.dir)
         self.stem = stem
-        fd, self._tmp_tar = mkstemp_beside(self.dir, f"{stem}.tar")
+        fd, self._tmp_tar = temp_for(storage.join(self.dir, f"{stem}.tar"))
         self._fileobj = os.fdopen(fd, "wb")
         self._tar = tarfile.open(fileobj=self._fileobj, mode="w", format=tarfile.GNU_FORMAT)
         self._rows: list[dict[str, str]] = []
@@ -187,14 +208,14 @@ class ShardWriter:
         self._fileobj.flush()
         os.fsync(self._fileobj.fileno())
         self._fileobj.close()
-        os.replace(self._tmp_tar, self.dir / f"{self.stem}.tar")
+        publish(self._tmp_tar, storage.join(self.dir, f"{self.stem}.tar"))
 
         _write_sidecar(self.dir, self.stem, self._rows)
 
         stats = {"in": self.n_in, "kept": self.kept, "rejected": dict(sorted(self.rejected.items()))}
         stats.update(extra_stats or {})
         assert stats["in"] == stats["kept"] + sum(stats["rejected"].values())
-        write_json_atomic(self.dir / f"{self.stem}{STATS_SUFFIX}", stats)
+        write_json_atomic(storage.join(self.dir, f"{self.stem}{STATS_SUFFIX}"), stats)
         self._committed = True
         return stats
 
@@ -225,19 +246,50 @@ def write_shard(dataset_dir: str | os.PathLike, stem: str, items: Iterable[Sampl
         return w.commit(extra_stats)
 
 
+# ---------------------------------------------------------------------------------------------- planned inputs
+
+
+@dataclass(frozen=True)
+class PlannedShard:
+    """One output shard of a source stage: its stem, the row file holding its input rows, and their number."""
+
+    stem: str
+    rows: str
+    n: int
+
+
+def write_rows(path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:
+    """A shard's input rows (json-able dicts) as a zstd parquet file of json documents, written atomically."""
+    docs = pa.array([json.dumps(r, ensure_ascii=False, separators=(",", ":")) for r in rows], type=pa.string())
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"row": docs}), buf, compression="zstd")
+    write_bytes_atomic(path, buf.getvalue())
+
+
+def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows `write_rows` wrote, in order."""
+    return [json.loads(doc) for doc in _read_parquet(str(path)).column("row").to_pylist()]
+
+
+def read_input(path: str | os.PathLike) -> Iterator[Sample] | list[dict[str, Any]]:
+    """A shard task's input: a planned row file (source stages) or a tar shard (every other stage)."""
+    return read_rows(path) if str(path).endswith(ROWS_SUFFIX) else read_shard(path)
+
+
 # ---------------------------------------------------------------------------------------------- readers
 
 
 def read_stats(dataset_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
     """stem → stats for every done shard."""
-    d = Path(dataset_dir)
-    return {stem: json.loads((d / f"{stem}{STATS_SUFFIX}").read_text()) for stem in list_done(d)}
+    stems = list_done(dataset_dir)
+    blobs = storage.read_many([storage.join(dataset_dir, f"{stem}{STATS_SUFFIX}") for stem in stems])
+    return {stem: json.loads(blob) for stem, blob in zip(stems, blobs)}
 
 
 def read_sidecar(dataset_dir: str | os.PathLike, stem: str) -> list[dict[str, Any]]:
     """Rows of a shard's sidecar: key, status, reason, detail, meta (decoded)."""
 
-    rows = pq.read_table(Path(dataset_dir) / f"{stem}{SIDECAR_SUFFIX}").to_pylist()
+    rows = _read_parquet(storage.join(dataset_dir, f"{stem}{SIDECAR_SUFFIX}")).to_pylist()
     for r in rows:
         r["meta"] = json.loads(r["meta"]) if r["meta"] else {}
     return rows
@@ -250,8 +302,12 @@ def iter_dataset(dataset_dir: str | os.PathLike) -> Iterator[Sample]:
 
 
 def read_config(dataset_dir: str | os.PathLike) -> dict[str, Any] | None:
-    p = Path(dataset_dir) / CONFIG_NAME
-    return json.loads(p.read_text()) if p.exists() else None
+    p = storage.join(dataset_dir, CONFIG_NAME)
+    return json.loads(storage.read_bytes(p)) if storage.exists(p) else None
+
+
+def _read_parquet(path: str) -> pa.Table:
+    return pq.read_table(io.BytesIO(storage.read_bytes(path))) if storage.is_remote(path) else pq.read_table(path)
 
 
 def drop_samples(dataset_dir: str | os.PathLike, stem: str, drops: dict[str, tuple[str, str]]) -> dict[str, Any]:
@@ -260,16 +316,16 @@ def drop_samples(dataset_dir: str | os.PathLike, stem: str, drops: dict[str, tup
     Idempotent: stats are recomputed from the sidecar, and keys already gone from the tar are fine, so a run
     killed half-way through this and rerun ends in the same state.
     """
-    d = Path(dataset_dir)
-    tar_path = d / f"{stem}.tar"
-    fd, tmp = mkstemp_beside(d, f"{stem}.tar")
+    d = storage.normalize(dataset_dir)
+    tar_path = storage.join(d, f"{stem}.tar")
+    fd, tmp = temp_for(tar_path)
     with os.fdopen(fd, "wb") as f, tarfile.open(fileobj=f, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for sample in read_shard(tar_path):
             if sample["__key__"] in drops:
                 continue
             for name, data in sample_members(sample):
                 tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
-    os.replace(tmp, tar_path)
+    publish(tmp, tar_path)
 
     rows = read_sidecar(d, stem)
     for r in rows:
@@ -277,9 +333,9 @@ def drop_samples(dataset_dir: str | os.PathLike, stem: str, drops: dict[str, tup
             r["status"], (r["reason"], r["detail"]) = "rejected", drops[r["key"]]
     _write_sidecar(d, stem, rows)
 
-    stats = json.loads((d / f"{stem}{STATS_SUFFIX}").read_text())
+    stats = json.loads(storage.read_bytes(storage.join(d, f"{stem}{STATS_SUFFIX}")))
     rejected = Counter(r["reason"] for r in rows if r["status"] == "rejected")
     stats.update({"in": len(rows), "kept": sum(r["status"] == "kept" for r in rows),
                   "rejected": dict(sorted(rejected.items()))})
-    write_json_atomic(d / f"{stem}{STATS_SUFFIX}", stats)
+    write_json_atomic(storage.join(d, f"{stem}{STATS_SUFFIX}"), stats)
     return stats

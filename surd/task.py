@@ -24,7 +24,7 @@ Progress = Callable[[int], None]
 
 @dataclass(frozen=True)
 class ShardTask:
-    """One unit of work: output shard `stem` from an input tar path, or from source rows (ingest)."""
+    """One unit of work: output shard `stem` from an input tar, a planned row file (ingest), or a list of rows."""
 
     stem: str
     input: str | list[dict[str, Any]]
@@ -64,7 +64,7 @@ def process_shard(stage: str, cfg: Any, output_dir: str, task: ShardTask, progre
     """Run the stage over one shard and commit it; returns the shard's stats. Called inside a worker."""
     module = get_stage(stage)
     t0 = time.perf_counter()
-    inputs: Iterable[Any] = task.input if isinstance(task.input, list) else shards.read_shard(task.input)
+    inputs: Iterable[Any] = task.input if isinstance(task.input, list) else shards.read_input(task.input)
     consumed = [0]
     produced = 0
     with shards.ShardWriter(output_dir, task.stem) as writer:

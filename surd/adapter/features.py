@@ -17,7 +17,7 @@ from surd.adapter.data import decode_sample
 from surd.deps import require
 from surd.files import write_bytes_atomic, write_json_atomic
 from surd.models.sd import SDComponents
-from surd.shards import list_shards, read_shard
+from surd.shards import list_shards, read_shard, stem_of
 
 CACHE_META = "_cache.json"
 
@@ -89,7 +89,7 @@ def _cache_meta(components: SDComponents, resolution: int, dtype: Any, flips: bo
             "dtype": str(dtype).replace("torch.", ""), "flips": flips, "version": 1}
 
 
-def _cache_shard(components: SDComponents, shard: Path, resolution: int, device: Any, dtype: Any, flips: bool,
+def _cache_shard(components: SDComponents, shard: str, resolution: int, device: Any, dtype: Any, flips: bool,
                  batch: int = 8) -> bytes:
     from safetensors.torch import save  # optional extra: imported on use
 
@@ -124,7 +124,7 @@ def build_feature_cache(components: SDComponents, data_dir: str, cache_dir: str 
                          f"pass another --cache-dir or delete it")
     write_json_atomic(meta_path, meta)
     for shard in tqdm(list_shards(data_dir), desc="caching features", disable=not progress):
-        target = out / f"{shard.stem}.safetensors"
+        target = out / f"{stem_of(shard)}.safetensors"
         if not target.exists():
             write_bytes_atomic(target, _cache_shard(components, shard, resolution, device, dtype, flips))
     return out

@@ -16,6 +16,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from surd import storage
 from surd.adapter.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from surd.adapter.config import AdapterConfig, TrainConfig
 from surd.adapter.data import DataPosition, decode_sample, llm_vector, positioned_stream, sample_rng, stream
@@ -27,6 +28,7 @@ from surd.adapter.features import (
     sample_latents,
 )
 from surd.adapter.model import SURAdapter, distillation_loss
+from surd.adapter.remote import pull, push
 from surd.deps import require
 from surd.models.sd import SDComponents, load_sd
 
@@ -188,8 +190,13 @@ def _feature_source(cfg: TrainConfig, s: dict[str, Any], resolution: int) -> Any
                           cache.features(items, device, dtype))
 
 
-def train_adapter(cfg: TrainConfig) -> Path:
+def train_adapter(cfg: TrainConfig) -> Path | str:
     """Run (or resume, with ``cfg.resume``) a training run; returns ``cfg.out`` holding the final adapter."""
+    if storage.is_remote(cfg.out):  # an object store: train in a local mirror, then publish (surd.adapter.remote)
+        local = pull(cfg.out)
+        train_adapter(dataclasses.replace(cfg, out=str(local)))
+        push(local, cfg.out)
+        return cfg.out
     torch = require("torch", "adapter")
 
     out = Path(cfg.out)
@@ -255,5 +262,5 @@ def run_job(input_dir: str | Path | None, output_dir: str | Path, config: dict[s
                          f"{', '.join(sorted(f.name for f in dataclasses.fields(TrainConfig)))}")
     cfg = TrainConfig(**values)
     out = train_adapter(cfg)
-    log = out / "log.csv"
-    return {"adapter": str(out), "steps": cfg.max_steps, "log": str(log) if log.exists() else None}
+    log = storage.join(out, "log.csv")
+    return {"adapter": str(out), "steps": cfg.max_steps, "log": log if storage.exists(log) else None}

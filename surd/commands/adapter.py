@@ -7,15 +7,16 @@ from pathlib import Path
 
 import typer
 
+from surd import storage
 from surd.adapter.config import TrainConfig
 from surd.adapter.inference import generate_grid
 from surd.models.sd import build_pipeline, load_sd
 
 
 def train_adapter_cmd(
-    data: Path = typer.Argument(..., help="Dataset directory (shards with jpg, json prompts and llm.npy)."),
+    data: str = typer.Argument(..., help="Dataset directory (shards with jpg, json prompts and llm.npy)."),
     base: str = typer.Option(..., "--base", help="Base SD model: hub id, local diffusers folder, or tiny."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder: adapter files, checkpoints/, log.csv."),
+    out: str = typer.Option(..., "--out", "-o", help="Output folder or URL: adapter files, checkpoints/, log.csv."),
     max_steps: int = typer.Option(5000, help="Optimizer steps."),
     batch_size: int = typer.Option(1, help="Samples per micro-batch (per GPU)."),
     grad_accum: int = typer.Option(4, help="Micro-batches per optimizer step."),
@@ -49,7 +50,7 @@ def train_adapter_cmd(
                       center_crop=center_crop, random_flip=random_flip, lambda_llm=lambda_llm, lambda_cp=lambda_cp,
                       min_snr_gamma=min_snr_gamma, seed=seed, adapter={"eta": eta})
     path = train_adapter(cfg)
-    typer.echo(f"adapter written to {path} (log: {path / 'log.csv'})")
+    typer.echo(f"adapter written to {path} (log: {storage.join(path, 'log.csv')})")
 
 
 def generate_cmd(

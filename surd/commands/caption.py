@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from surd.commands.common import (
@@ -23,8 +21,8 @@ from surd.stages.caption import Config
 
 
 def caption_cmd(
-    input_dir: Path = IN,
-    out: Path = OUT,
+    input_dir: str = IN,
+    out: str = OUT,
     model: str = typer.Option(BLIP_DEFAULT, help="BLIP captioner: a hub id, a local folder, or tiny."),
     revision: str = typer.Option(None, help="Hub revision (branch, tag or commit) of --model."),
     lavis_checkpoint: str = typer.Option(None, help="LAVIS BLIP caption checkpoint (.pth or .safetensors), e.g. "

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from surd.commands.common import (
@@ -24,8 +22,8 @@ from surd.stages.clip_filter import Config
 
 
 def clip_filter_cmd(
-    input_dir: Path = IN,
-    out: Path = OUT,
+    input_dir: str = IN,
+    out: str = OUT,
     model: str = typer.Option(CLIP_DEFAULT, help="open_clip architecture (ViT-B-32), a local open_clip folder, "
                               "or tiny."),
     pretrained: str = typer.Option(DEFAULT_PRETRAINED, help="open_clip weights tag (openai) or a local checkpoint "

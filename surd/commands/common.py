@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -11,9 +10,10 @@ from surd.runner import RunResult, run_stage
 
 IN = typer.Argument(..., help="Input dataset directory (shards of the previous stage).")
 OUT = typer.Option(..., "--out", "-o", help="Output dataset directory.")
-WORKERS = typer.Option(1, "--workers", "-w", help="Worker processes (1 = run in this process; one per GPU).")
+WORKERS = typer.Option(None, "--workers", "-w", show_default=False,
+                       help="Worker processes [default: 1 = run in this process; on Ray, as many as the cluster holds].")
 RETRIES = typer.Option(2, help="Retries of a failed shard before it is reported as failed.")
-EXECUTOR = typer.Option("local", help="local (this machine) or ray (a Ray cluster).")
+EXECUTOR = typer.Option(None, show_default=False, help="local (this machine, the default) or ray (a Ray cluster).")
 ADDRESS = typer.Option(None, help="Ray cluster address for --executor ray, e.g. auto.")
 DEVICE = typer.Option("auto", help="auto (cuda, then mps, then cpu), or a torch device such as cuda:1.")
 DTYPE = typer.Option("auto", help="auto (bf16/fp16 on GPU, fp32 on CPU), fp32, fp16 or bf16.")
@@ -45,8 +45,8 @@ def report(result: RunResult) -> None:
         raise typer.Exit(1)
 
 
-def run_and_report(stage: str, cfg: Any, out: Path, input_dir: Path | None, *, workers: int = 1, retries: int = 2,
-                   executor: str = "local", address: str | None = None) -> None:
+def run_and_report(stage: str, cfg: Any, out: str, input_dir: str | None, *, workers: int | None = None,
+                   retries: int = 2, executor: str | None = None, address: str | None = None) -> None:
     """The body of every stage command: run the stage over all shards, then report."""
-    report(run_stage(stage, cfg, out, input_dir, workers=workers, retries=retries, executor=executor,
+    report(run_stage(stage, cfg, out, input_dir, workers=workers, retries=retries, executor=executor or "local",
                      address=address))

@@ -3,36 +3,36 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import typer
 
-from surd import shards
+from surd import shards, storage
 from surd.commands.common import fail
 from surd.runner import total_stats
 
 
-def _stage_dirs(path: Path) -> list[Path]:
-    if (path / shards.CONFIG_NAME).exists() or list(path.glob("*.stats.json")):
+def _stage_dirs(path: str) -> list[str]:
+    names = storage.listdir(path)
+    if shards.CONFIG_NAME in names or any(n.endswith(shards.STATS_SUFFIX) for n in names):
         return [path]
-    dirs = sorted(d for d in path.iterdir() if d.is_dir() and (d / shards.CONFIG_NAME).exists())
+    dirs = [storage.join(path, n) for n in names if storage.isfile(storage.join(path, n, shards.CONFIG_NAME))]
     if not dirs:
         fail(f"{path} is neither a stage output directory nor a run directory holding NN_<stage>/ folders")
     return dirs
 
 
 def stats_cmd(
-    path: Path = typer.Argument(..., help="A run directory (runs/<name>) or one stage's output directory."),
+    path: str = typer.Argument(..., help="A run directory (runs/<name>) or one stage's output directory (or URL)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Counts per stage and per reject reason (in = kept + Σ rejected).
 
     Example: surd stats runs/sample
     """
-    if not path.is_dir():
+    if not storage.isdir(path):
         fail(f"{path} does not exist")
-    rows = {d.name: total_stats(d) for d in _stage_dirs(path)}
+    rows = {storage.basename(d): total_stats(d) for d in _stage_dirs(path)}
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -44,7 +44,7 @@ def stats_cmd(
 
 
 def inspect_cmd(
-    path: Path = typer.Argument(..., help="A stage's output directory."),
+    path: str = typer.Argument(..., help="A stage's output directory (or URL)."),
     n: int = typer.Option(5, "--n", help="How many samples to print."),
     rejected: bool = typer.Option(False, help="Print rejected inputs (from the sidecars) instead of kept samples."),
     reason: str = typer.Option(None, help="With --rejected: only this reason."),
@@ -53,7 +53,7 @@ def inspect_cmd(
 
     Example: surd inspect runs/sample/00_ingest --n 5
     """
-    if not path.is_dir():
+    if not storage.isdir(path):
         fail(f"{path} does not exist")
     shown = 0
     if rejected:

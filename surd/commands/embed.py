@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from surd.commands.common import ADDRESS, EXECUTOR, RETRIES, WORKERS, run_and_report
@@ -11,11 +9,11 @@ from surd.stages.embed import Config
 
 
 def embed_cmd(
-    input_dir: Path = typer.Argument(..., help="Input dataset directory (shards with json.simple_prompt)."),
+    input_dir: str = typer.Argument(..., help="Input dataset directory (shards with json.simple_prompt)."),
     llm: str = typer.Option(..., "--llm", help="7b, 13b, 33b, 65b (LLaMA-1), a hub id, a local model folder, or tiny."),
     layer: int = typer.Option(..., "--layer", help="1-based block whose output is averaged (-1 = last). "
                               "--layer 40 on 13b reproduces the official prompt2vec/13B/39.pt."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output dataset directory."),
+    out: str = typer.Option(..., "--out", "-o", help="Output dataset directory (or URL)."),
     final_norm: bool = typer.Option(False, "--final-norm", help="Apply the model's final norm to the layer output."),
     exclude_bos: bool = typer.Option(False, "--exclude-bos", help="Leave the BOS/CLS token out of the mean "
                                      "(the official recipe includes it)."),

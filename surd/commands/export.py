@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from surd.embed.export import export_prompt2vec
@@ -14,8 +12,8 @@ export_app = typer.Typer(help="Export a dataset to other tools' formats.\n\n"
 
 
 def prompt2vec_cmd(
-    input_dir: Path = typer.Argument(..., help="Output directory of `surd embed`."),
-    out: Path = typer.Option(..., "--out", "-o", help="File to write (.safetensors, or .pt with --pt)."),
+    input_dir: str = typer.Argument(..., help="Output directory of `surd embed`."),
+    out: str = typer.Option(..., "--out", "-o", help="File to write (.safetensors, or .pt with --pt); a path or URL."),
     pt: bool = typer.Option(False, "--pt", help="Write torch.save's .pt (pickle) instead of safetensors."),
 ) -> None:
     """Write {simple prompt: vector} in the official SUR-adapter trainer's format (tensor name = prompt).

@@ -5,7 +5,6 @@ Local sources read files; web sources go through the polite, safe downloader (`s
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -16,7 +15,7 @@ ingest_app = typer.Typer(help="Create a dataset from a source (local manifest, S
                          "Example: surd ingest manifest manifests/sample/manifest.jsonl --out runs/mine/00_ingest",
                          no_args_is_help=True)
 
-OUT = typer.Option(..., "--out", "-o", help="Output dataset directory (rerun the same command to resume).")
+OUT = typer.Option(..., "--out", "-o", help="Output dataset directory or URL (rerun the same command to resume).")
 THREADS = typer.Option(16, help="Concurrent downloads per worker process.")
 TIMEOUT = typer.Option(20.0, help="Seconds for connecting, for each read, and for one whole attempt.")
 DL_RETRIES = typer.Option(3, "--download-retries", help="Extra attempts on 408/429/5xx, timeouts and resets.")
@@ -35,9 +34,9 @@ RESAMPLE = typer.Option("lanczos", help="Resize filter: lanczos (sharpest), bicu
 
 
 def download_options(threads: int, timeout: float, retries: int, rate_limit: float, allow_private: bool,
-                     ignore_opt_out: bool, workers: int) -> dict[str, Any]:
+                     ignore_opt_out: bool, workers: int | None) -> dict[str, Any]:
     """The `download:` config; the per-host rate is split across worker processes (each limits its own share)."""
-    return {"threads": threads, "timeout": timeout, "retries": retries, "rate_limit": rate_limit / max(1, workers),
+    return {"threads": threads, "timeout": timeout, "retries": retries, "rate_limit": rate_limit / max(1, workers or 1),
             "allow_private": allow_private, "respect_opt_out": not ignore_opt_out}
 
 
@@ -51,23 +50,23 @@ def image_options(size: int, resize_mode: str, quality: int, min_size: int, shar
     return image
 
 
-def run_ingest(source: str, path: str, out: Path, *, options: dict[str, Any] | None = None,
-               download: dict[str, Any] | None = None, workers: int = 1, retries: int = 2,
-               executor: str = "local", address: str | None = None, **image_and_shard: Any) -> None:
+def run_ingest(source: str, path: str, out: str, *, options: dict[str, Any] | None = None,
+               download: dict[str, Any] | None = None, workers: int | None = None, retries: int = 2,
+               executor: str | None = None, address: str | None = None, **image_and_shard: Any) -> None:
     """Shared body of every `surd ingest <source>` command."""
     cfg = {"source": source, "path": path, "options": options or {}, "download": download or {}, **image_and_shard}
     run_and_report("ingest", cfg, out, None, workers=workers, retries=retries, executor=executor, address=address)
 
 
-def _run(source: str, path: str, out: Path, options: dict[str, Any], download: dict[str, Any], workers: int,
+def _run(source: str, path: str, out: str, options: dict[str, Any], download: dict[str, Any], workers: int | None,
          retries: int, image: dict[str, Any]) -> None:
     run_ingest(source, path, out, options=options, download=download, workers=workers, retries=retries, **image)
 
 
 @ingest_app.command("manifest")
 def ingest_manifest(
-    manifest: Path = typer.Argument(..., help="A .jsonl, .csv, .tsv or .parquet file, one row per sample."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output dataset directory."),
+    manifest: str = typer.Argument(..., help="A .jsonl, .csv, .tsv or .parquet file, one row per sample."),
+    out: str = typer.Option(..., "--out", "-o", help="Output dataset directory (or URL)."),
     image_col: str = typer.Option("image", help="Column with the image path or file:// URL (relative to the manifest)."),
     prompt_col: str = typer.Option("complex_prompt", help="Column with the complex (keyword) prompt."),
     negative_col: str = typer.Option("negative_prompt", help="Column with the negative prompt (optional)."),
@@ -93,8 +92,8 @@ def ingest_manifest(
 
 @ingest_app.command("folder")
 def ingest_folder(
-    folder: Path = typer.Argument(..., help="Folder with images and metadata.jsonl (file_name, text, prompt)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output dataset directory."),
+    folder: str = typer.Argument(..., help="Folder with images and metadata.jsonl (file_name, text, prompt)."),
+    out: str = typer.Option(..., "--out", "-o", help="Output dataset directory (or URL)."),
     size: int = SIZE, resize_mode: str = MODE, quality: int = QUALITY, shard_size: int = SHARD,
     workers: int = WORKERS, retries: int = RETRIES, executor: str = EXECUTOR, address: str = ADDRESS,
 ) -> None:
@@ -107,7 +106,7 @@ def ingest_folder(
 
 
 def civitai(
-    out: Path = OUT,
+    out: str = OUT,
     model_id: int = typer.Option(None, help="Only images made with this model."),
     model_version_id: int = typer.Option(None, help="Only images made with this model version."),
     username: str = typer.Option("", help="Only this user's images."),
@@ -140,7 +139,7 @@ def civitai(
 
 def lexica(
     query: list[str] = typer.Option(..., "--query", "-q", help="Search query, repeatable."),
-    out: Path = OUT,
+    out: str = OUT,
     include_nsfw: bool = typer.Option(False, help="Keep items Lexica flags nsfw (rejected as nsfw otherwise)."),
     max_items: int = MAX_ITEMS,
     base_url: str = typer.Option("https://lexica.art", help="API root (a mirror or a test server)."),
@@ -162,7 +161,7 @@ def lexica(
 
 def diffusiondb(
     metadata: str = typer.Argument(..., help="DiffusionDB metadata.parquet: a local path or an http(s) URL."),
-    out: Path = OUT,
+    out: str = OUT,
     parts: str = typer.Option("", help="Folder or base URL of part-NNNNNN.zip (default: <metadata folder>/images)."),
     part_id: list[int] = typer.Option([], "--part-id", help="Only this part, repeatable (default: all)."),
     max_image_nsfw: float = typer.Option(None, help="Reject images whose image_nsfw score is above this."),
@@ -186,8 +185,8 @@ def diffusiondb(
 
 
 def urls(
-    url_list: Path = typer.Argument(..., help="CSV/TSV/JSONL/Parquet with URL and prompt columns (img2dataset style)."),
-    out: Path = OUT,
+    url_list: str = typer.Argument(..., help="CSV/TSV/JSONL/Parquet with URL and prompt columns (img2dataset style)."),
+    out: str = OUT,
     url_col: str = typer.Option("", help="URL column (default: url, URL, image_url, src, ...)."),
     caption_col: str = typer.Option("", help="Prompt column (default: caption, TEXT, text, prompt, ...)."),
     negative_col: str = typer.Option("negative_prompt", help="Negative prompt column (optional)."),

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from surd import storage
 from surd.commands.common import fail, run_and_report
 from surd.review.export import ExportConfig, export_review
 from surd.review.importer import review_config
@@ -21,8 +22,8 @@ review_app = typer.Typer(
 
 @review_app.command("export")
 def export_cmd(
-    dataset: Path = typer.Argument(..., help="Dataset directory to review (webdataset shards)."),
-    out: Path = typer.Option(..., "--out", "-o", help="New (or empty) directory for the review site / files."),
+    dataset: str = typer.Argument(..., help="Dataset directory to review (webdataset shards)."),
+    out: str = typer.Option(..., "--out", "-o", help="New (or empty) directory (or URL) for the review site / files."),
     fmt: str = typer.Option("site", "--format", help="site (browser page), labelstudio (tasks + config) or csv."),
     split: int = typer.Option(1, help="Cut into N disjoint batches (by key order), one per reviewer: batch_XX/."),
     thumb_size: int = typer.Option(256, help="Thumbnail side in pixels (site format)."),
@@ -39,7 +40,7 @@ def export_cmd(
         fail(str(exc))
     typer.echo(f"exported {res.n} samples to {len(res.batches)} {fmt} batch(es) in {res.seconds:.1f}s:")
     for b in res.batches:
-        hint = f"open {b / 'index.html'} or run: surd review serve {b}" if fmt == "site" else str(b)
+        hint = f"open {storage.join(b, 'index.html')} or run: surd review serve {b}" if fmt == "site" else str(b)
         typer.echo(f"  {hint}")
 
 
@@ -58,9 +59,9 @@ def serve_cmd(
 
 @review_app.command("import")
 def import_cmd(
-    dataset: Path = typer.Argument(..., help="The dataset directory that was exported for review."),
-    decisions: list[Path] = typer.Argument(..., help="Decision files: decisions.json, Label Studio export, review CSV."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output dataset directory (the reviewed dataset)."),
+    dataset: str = typer.Argument(..., help="The dataset directory that was exported for review."),
+    decisions: list[str] = typer.Argument(..., help="Decision files: decisions.json, Label Studio export, review CSV."),
+    out: str = typer.Option(..., "--out", "-o", help="Output dataset directory (the reviewed dataset)."),
     undecided: str = typer.Option("drop", help="keep or drop (reason manual_undecided) samples with no decision."),
 ) -> None:
     """Apply review decisions: keep accepted samples, reject the rest with a reason (nothing if any file is bad).

@@ -14,11 +14,13 @@ from surd.runner import RunResult
 
 def run_cmd(
     pipeline: Path = typer.Argument(..., help="Pipeline file: an ordered list of {stage, config}."),
-    runs_dir: Path = typer.Option(Path("runs"), help="Where runs/<name>/<NN>_<stage>/ are written."),
+    runs_dir: str = typer.Option(None, show_default=False, help="Where <name>/<NN>_<stage>/ are written: a path "
+                                 "or URL (s3://bucket/runs) [default: the file's runs_dir, else runs].",),
     until: str = typer.Option(None, help="Stop after this stage (e.g. clip_filter, to review before going on)."),
     workers: int = WORKERS, retries: int = RETRIES, executor: str = EXECUTOR, address: str = ADDRESS,
 ) -> None:
-    """Run every stage of a pipeline file; rerunning skips finished shards.
+    """Run every stage of a pipeline file; rerunning skips finished shards. runs_dir, executor, address and workers
+    may be set in the file (a cluster run then needs no flags); flags given here override them.
 
     Example: surd run pipelines/sample.yaml --workers 2
     """

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from surd import storage
 from surd.deps import require
 from surd.shards import iter_dataset, write_bytes_atomic
 
@@ -71,8 +72,7 @@ def export_prompt2vec(dataset_dir: str | os.PathLike, out: str | os.PathLike, *,
     vectors, meta = collect_prompt2vec(tqdm(iter_dataset(dataset_dir), desc="prompt2vec", unit="sample",
                                             disable=not progress))
     tensors = {p: torch.from_numpy(v.copy()) for p, v in vectors.items()}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    storage.makedirs(storage.parent(out))  # out may be a URL: then one object, put whole
     if fmt == "safetensors":
         if "__metadata__" in tensors:
             raise ValueError("a prompt is literally '__metadata__', which safetensors reserves: export with --pt")

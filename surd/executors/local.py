@@ -38,10 +38,11 @@ def _entry(stage: str, cfg: Any, output_dir: str, task: ShardTask) -> dict:
 
 
 class LocalExecutor:
-    def __init__(self, workers: int = 1, address: str | None = None, uses_gpu: bool = False):
+    def __init__(self, workers: int | None = 1, address: str | None = None, uses_gpu: bool = False,
+                 resources: dict[str, float] | None = None):
         if address:
             raise ValueError("--address is for --executor ray; the local executor runs on this machine")
-        self.workers = workers
+        self.workers = workers or 1  # resources size Ray workers; here a worker is one process
 
     def run(self, stage: str, cfg: Any, output_dir: str, tasks: list[ShardTask], retries: int,
             progress: Callable[[int], None]) -> Iterator[tuple[ShardTask, dict | None, str | None]]:

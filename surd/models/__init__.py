@@ -55,7 +55,10 @@ class ModelCache:
     """Models loaded once per process and shared by every shard a worker runs (thread-safe).
 
     ``cache.get(key, build)`` returns the model built for *key*, calling ``build()`` only the first time.
+    ``ModelCache.loads`` counts the models this process has built (an executor reports it per worker).
     """
+
+    loads = 0  # models built by this process, across every cache
 
     def __init__(self, capacity: int | None = None) -> None:
         self.capacity = capacity  # None = keep every model; 1 = keep only the last (LLMs are large)
@@ -68,6 +71,7 @@ class ModelCache:
                 if self.capacity is not None and len(self._models) >= self.capacity:
                     self._models.clear()  # free the old model before the new one is loaded
                 self._models[key] = build()
+                ModelCache.loads += 1
             return self._models[key]
 
     def clear(self) -> None:

@@ -23,6 +23,7 @@ import io
 import json
 import os
 import shutil
+import tempfile
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ from typing import Any
 from PIL import Image
 from tqdm import tqdm
 
+from surd import storage
 from surd.review.labelstudio import LABEL_CONFIG, make_tasks
 from surd.sample import Sample
 from surd.shards import iter_dataset, list_shards, read_stats
@@ -122,7 +124,7 @@ def _write_media(sample: Sample, row: dict[str, Any], media_dir: Path, thumb_siz
             row["thumb"] = False
 
 
-def _collect(dataset_dir: Path, media_dir: Path, cfg: ExportConfig, progress: bool) -> list[dict[str, Any]]:
+def _collect(dataset_dir: str, media_dir: Path, cfg: ExportConfig, progress: bool) -> list[dict[str, Any]]:
     """Stream the dataset once: write media on a thread pool, return the review rows."""
 
     for sub in ("images", "thumbs") if cfg.format == "site" else ("images",):
@@ -161,15 +163,28 @@ def split_rows(rows: list[dict[str, Any]], n: int) -> list[list[dict[str, Any]]]
 
 def export_review(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg: ExportConfig | None = None,
                   progress: bool = True) -> ExportResult:
-    """Export *dataset_dir* for review into *out_dir* (which must be new or empty: it may hold decisions)."""
-    cfg = cfg or ExportConfig()
-    t0 = time.perf_counter()
-    dataset_dir, out = Path(dataset_dir), Path(out_dir)
+    """Export *dataset_dir* for review into *out_dir* (which must be new or empty: it may hold decisions).
 
+    Either may be a URL (`surd.storage`); an export to a URL is written to a local temp folder, then uploaded
+    (the returned batches are then URLs too).
+    """
+    cfg = cfg or ExportConfig()
+    dataset_dir, out_dir = storage.normalize(dataset_dir), storage.normalize(out_dir)
     if not list_shards(dataset_dir):
         raise FileNotFoundError(f"no shards (NNNNN.tar) in {dataset_dir}: point at a stage's output directory")
-    if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out} is not empty (it may hold review decisions); choose a new --out directory")
+    if storage.isdir(out_dir) and storage.listdir(out_dir):
+        raise FileExistsError(f"{out_dir} is not empty (it may hold review decisions); choose a new --out directory")
+    if not storage.is_remote(out_dir):
+        return _export(dataset_dir, Path(out_dir), cfg, progress)
+    with tempfile.TemporaryDirectory(prefix="surd-review-") as tmp:
+        result = _export(dataset_dir, Path(tmp), cfg, progress)
+        storage.upload_tree(tmp, out_dir)
+    result.batches = [storage.join(out_dir, *b.relative_to(tmp).parts) for b in result.batches]  # type: ignore[misc]
+    return result
+
+
+def _export(dataset_dir: str, out: Path, cfg: ExportConfig, progress: bool) -> ExportResult:
+    t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     media = out if cfg.split == 1 else out / ".staging"
     rows = _collect(dataset_dir, media, cfg, progress)
@@ -179,7 +194,8 @@ def export_review(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, cf
         bdir = out if cfg.split == 1 else out / f"batch_{i:02d}"
         if cfg.split > 1:
             _move_media(batch, media, bdir, cfg.format == "site")
-        _WRITERS[cfg.format](batch, bdir, cfg, {"dataset": str(dataset_dir.resolve()), "batch": i, "batches": cfg.split})
+        _WRITERS[cfg.format](batch, bdir, cfg, {"dataset": storage.resolve(dataset_dir), "batch": i,
+                                                "batches": cfg.split})
         result.batches.append(bdir)
     if cfg.split > 1:
         shutil.rmtree(media)
@@ -221,7 +237,7 @@ def write_site(rows: list[dict[str, Any]], bdir: Path, cfg: ExportConfig, info: 
     (bdir / "data").mkdir(exist_ok=True)
     has_scores = any(r["simple_score"] is not None or r["complex_score"] is not None for r in rows)
     site_id = hashlib.sha1("\n".join([info["dataset"], *keys]).encode()).hexdigest()[:16]
-    title = f"{Path(info['dataset']).name}" + (f" · batch {info['batch']:02d}" if info["batches"] > 1 else "")
+    title = f"{storage.basename(info['dataset'])}" + (f" · batch {info['batch']:02d}" if info["batches"] > 1 else "")
     index = {
         "version": 1, "title": title, "site_id": site_id, "n": len(rows), "chunk_size": cfg.chunk_size, "keys": keys,
         "scores": {"simple": [r["simple_score"] for r in rows], "complex": [r["complex_score"] for r in rows]}

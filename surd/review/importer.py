@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from surd import shards
+from surd import shards, storage
 from surd.review.decisions import files_digest, load_decisions
 from surd.stages.review import Config
 
@@ -18,9 +18,9 @@ def dataset_keys(dataset_dir: str | os.PathLike) -> set[str]:
     """Keys of a dataset's kept samples: from the parquet sidecars when every shard has one (no tar reads)."""
     keys: set[str] = set()
     for tar in shards.list_shards(dataset_dir):
-        sidecar = tar.with_name(tar.stem + shards.SIDECAR_SUFFIX)
-        if sidecar.exists():
-            keys.update(r["key"] for r in shards.read_sidecar(dataset_dir, tar.stem) if r["status"] == "kept")
+        stem = shards.stem_of(tar)
+        if storage.exists(storage.join(dataset_dir, stem + shards.SIDECAR_SUFFIX)):
+            keys.update(r["key"] for r in shards.read_sidecar(dataset_dir, stem) if r["status"] == "kept")
         else:
             keys.update(s["__key__"] for s in shards.read_shard(tar))
     return keys

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol, runtime_checkable
 
@@ -29,8 +28,9 @@ class Source(Protocol):
 
     Config: type  # a frozen dataclass; ingest's ``path`` fills its ``path`` field, ``options`` the rest
 
-    def list_rows(self, cfg: Any, state_dir: Path) -> Iterator[dict[str, Any]]:
-        """Rows built with `make_row`, in a stable order; ``state_dir`` persists across reruns."""
+    def list_rows(self, cfg: Any, state_dir: str) -> Iterator[dict[str, Any]]:
+        """Rows built with `make_row`, in a stable order, streamed (a list may not fit in memory); ``state_dir``
+        (a path or URL, see `surd.storage`) persists across reruns."""
         ...
 
 

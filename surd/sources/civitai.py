@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from surd import storage
 from surd.fetch.http import DownloadConfig, get_json
 from surd.sources.rows import make_row
 from surd.sources.web_state import PageLog
@@ -122,9 +122,9 @@ def _headers(cfg: Config) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-def list_rows(cfg: Config, state_dir: Path) -> Iterator[dict[str, Any]]:
+def list_rows(cfg: Config, state_dir: str) -> Iterator[dict[str, Any]]:
     """Replay the saved pages, then fetch the rest from the saved cursor, saving each page before yielding it."""
-    log = PageLog(Path(state_dir) / "civitai_pages.jsonl", {"base_url": cfg.base_url, **cfg.query()})
+    log = PageLog(storage.join(state_dir, "civitai_pages.jsonl"), {"base_url": cfg.base_url, **cfg.query()})
     budget = cfg.max_items or float("inf")
     cursor, finished, n = None, False, 0
     for page in log.pages():

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from surd import storage
 from surd.fetch.http import DownloadConfig, get_json
 from surd.sources.rows import make_row
 from surd.sources.web_state import PageLog
@@ -63,9 +63,9 @@ def item_row(item: dict[str, Any], query: str, cfg: Config) -> dict[str, Any]:
     )  # fmt: skip
 
 
-def list_rows(cfg: Config, state_dir: Path) -> Iterator[dict[str, Any]]:
+def list_rows(cfg: Config, state_dir: str) -> Iterator[dict[str, Any]]:
     """Rows of every query in order; answered queries are replayed from the state folder."""
-    log = PageLog(Path(state_dir) / "lexica_pages.jsonl", {"base_url": cfg.base_url, "queries": list(cfg.queries)})
+    log = PageLog(storage.join(state_dir, "lexica_pages.jsonl"), {"base_url": cfg.base_url, "queries": list(cfg.queries)})
     saved = {page["cursor"]: page["items"] for page in log.pages()}
     dl = DownloadConfig(**cfg.http)
     budget, n = cfg.max_items or float("inf"), 0

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from surd import storage
 from surd.fetch import local_path, scheme_of
 from surd.sources.rows import make_row
 from surd.sources.tables import BAD, check_table, read_records, text
@@ -45,7 +46,7 @@ def check_columns(cfg: Config, first: dict[str, Any]) -> None:
 
 def list_rows(cfg: Config, state_dir: Path | None = None) -> Iterator[dict[str, Any]]:
     """Yield one ingest row per manifest record (undecodable records become rows with an error)."""
-    base = Path(cfg.path).resolve().parent
+    base = storage.parent(storage.resolve(cfg.path))
     checked = False
     for rec in read_records(cfg.path, cfg.format):
         if BAD in rec:
@@ -59,12 +60,14 @@ def list_rows(cfg: Config, state_dir: Path | None = None) -> Iterator[dict[str, 
         yield _row(cfg, rec, base)
 
 
-def _row(cfg: Config, rec: dict[str, Any], base: Path) -> dict[str, Any]:
+def _row(cfg: Config, rec: dict[str, Any], base: str) -> dict[str, Any]:
     image = text(rec.get(cfg.image_col)) or ""
     ref = image
     if image and scheme_of(image) == "file":
         p = Path(local_path(image))
-        ref = str(p if p.is_absolute() else base / p)
+        # relative to the manifest, which may itself be at a URL (then so is the image: s3://…/images/x.jpg)
+        ref = str(p) if p.is_absolute() else storage.join(base, p.as_posix()) if storage.is_remote(base) else str(
+            Path(base) / p)
     known = {cfg.image_col, cfg.prompt_col, cfg.negative_col, cfg.simple_col, cfg.id_col, cfg.source_col,
              cfg.license_col, cfg.provenance_col}
     extra = {k: v for k, v in rec.items() if k not in known and text(v) is not None}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import os
 from collections.abc import Iterator
@@ -17,6 +16,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from surd import storage
+
 FORMATS = ("auto", "jsonl", "csv", "tsv", "parquet")
 SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv",
             ".parquet": "parquet"}
@@ -24,15 +25,16 @@ BAD = "__bad_row__"  # key of a marker record: (sha1 of the raw bytes, reason, d
 
 
 def resolve_format(path: str, fmt: str) -> str | None:
-    return fmt if fmt != "auto" else SUFFIXES.get(Path(path).suffix.lower())
+    return fmt if fmt != "auto" else SUFFIXES.get(Path(storage.basename(path)).suffix.lower())
 
 
 def check_table(path: str, fmt: str, what: str) -> None:
     """Validate a table file argument; messages name the fix."""
     if not path:
         raise ValueError(f"no {what} given: pass the path of a .jsonl, .csv, .tsv or .parquet file")
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{what} {path} not found: check the path (relative to {os.getcwd()})")
+    if not storage.isfile(path):
+        where = "check the URL and your credentials" if storage.is_remote(path) else f"relative to {os.getcwd()}"
+        raise FileNotFoundError(f"{what} {path} not found: check the path ({where})")
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if resolve_format(path, fmt) is None:
@@ -43,8 +45,8 @@ def _bad(raw: bytes, reason: str, detail: str) -> dict[str, Any]:
     return {BAD: (hashlib.sha1(raw).hexdigest(), reason, detail)}
 
 
-def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with open(path, "rb") as f:
+def _read_jsonl(path: str) -> Iterator[dict[str, Any]]:
+    with storage.open_file(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):
             if not raw.strip():
                 continue
@@ -59,27 +61,41 @@ def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
             yield obj if isinstance(obj, dict) else _bad(raw, "bad_row", f"line {lineno}: not an object")
 
 
-def _read_csv(path: Path, delimiter: str) -> Iterator[dict[str, Any]]:
-    good: list[str] = []
-    bad: list[dict[str, Any]] = []
-    for lineno, raw in enumerate(path.read_bytes().splitlines(keepends=True), 1):
-        try:
-            good.append(raw.decode("utf-8-sig" if lineno == 1 else "utf-8"))
-        except UnicodeDecodeError as e:
-            bad.append(_bad(raw, "bad_encoding", f"line {lineno}: not UTF-8 ({e.reason})"))
-    yield from csv.DictReader(io.StringIO("".join(good)), delimiter=delimiter)
+def _lines(path: str, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """The file's lines with their endings, split like bytes.splitlines (\\n, \\r\\n, \\r), read chunk by chunk."""
+    rest = b""
+    with storage.open_file(path, "rb") as f:
+        while data := f.read(chunk):
+            lines = (rest + data).splitlines(keepends=True)
+            rest = lines.pop()  # may be cut (or a \r whose \n is in the next chunk): finished with the next chunk
+            yield from lines
+    if rest:
+        yield rest
+
+
+def _read_csv(path: str, delimiter: str) -> Iterator[dict[str, Any]]:
+    bad: list[dict[str, Any]] = []  # undecodable lines are kept aside (few) and reported after the good records
+
+    def decoded() -> Iterator[str]:
+        for lineno, raw in enumerate(_lines(path), 1):
+            try:
+                yield raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                bad.append(_bad(raw, "bad_encoding", f"line {lineno}: not UTF-8 ({e.reason})"))
+
+    yield from csv.DictReader(decoded(), delimiter=delimiter)
     yield from bad
 
 
-def _read_parquet(path: Path) -> Iterator[dict[str, Any]]:
-
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=8192):
-        yield from batch.to_pylist()
+def _read_parquet(path: str) -> Iterator[dict[str, Any]]:
+    with storage.open_file(path, "rb") as f:
+        for batch in pq.ParquetFile(f).iter_batches(batch_size=8192):
+            yield from batch.to_pylist()
 
 
 def read_records(path: str | Path, fmt: str) -> Iterator[dict[str, Any]]:
-    """Records as dicts, in file order (CSV lines that are not UTF-8 come last, as markers)."""
-    fmt, path = resolve_format(str(path), fmt) or fmt, Path(path)
+    """Records as dicts, in file order, streamed (CSV lines that are not UTF-8 come last, as markers)."""
+    fmt, path = resolve_format(str(path), fmt) or fmt, storage.normalize(path)
     if fmt == "jsonl":
         return _read_jsonl(path)
     if fmt in ("csv", "tsv"):

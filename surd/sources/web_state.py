@@ -2,6 +2,10 @@
 
 A rerun replays the pages already fetched, then continues from the last saved cursor, so an interrupted listing
 resumes with no duplicate and no gap. A torn last line (a crash mid-write) is dropped and that page refetched.
+
+When the state folder is a URL (an object store, where nothing can be appended to), the log is a folder of
+objects instead, ``<name>.jsonl.d/query.json`` and one ``page-NNNNNNNN.json`` per page; each put is whole or absent,
+so there is no torn page to drop.
 """
 
 from __future__ import annotations
@@ -11,14 +15,21 @@ import os
 from pathlib import Path
 from typing import Any
 
+from surd import storage
+
 
 class PageLog:
     """``<state_dir>/<name>.jsonl``: a header line with the query, then one line per fetched page."""
 
-    def __init__(self, path: Path, query: dict[str, Any]) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Path, query: dict[str, Any]) -> None:
         self.query = json.loads(json.dumps(query, sort_keys=True))
         self._pages: list[dict[str, Any]] = []
+        if storage.is_remote(path):
+            self._remote: str | None = storage.normalize(path) + ".d"
+            self._open_remote()
+            return
+        self._remote = None
+        self.path = Path(path)
         if self.path.exists():
             self._load()
         else:
@@ -31,16 +42,32 @@ class PageLog:
         complete, torn = lines[:-1], lines[-1]
         if not complete:
             raise ValueError(f"listing state {self.path} is empty or damaged: delete it to list from the start")
-        header = json.loads(complete[0])
-        if header.get("query") != self.query:
-            raise ValueError(
-                f"listing state {self.path} was saved for a different query ({header.get('query')}), not "
-                f"{self.query}: use a new output folder, or delete {self.path.parent} to start over"
-            )
+        self._check_query(json.loads(complete[0]), self.path)
         self._pages = [json.loads(line) for line in complete[1:] if line.strip()]
         if torn.strip():  # a page half-written when the process died: drop it, it is fetched again
             with open(self.path, "r+b") as f:
                 f.truncate(len(raw) - len(torn))
+
+    def _check_query(self, header: dict[str, Any], where: Any) -> None:
+        if header.get("query") != self.query:
+            raise ValueError(
+                f"listing state {where} was saved for a different query ({header.get('query')}), not "
+                f"{self.query}: use a new output folder, or delete {storage.parent(str(where))} to start over"
+            )
+
+    def _open_remote(self) -> None:
+        assert self._remote is not None
+        try:
+            names = storage.listdir(self._remote)
+        except FileNotFoundError:
+            names = []
+        if "query.json" not in names:
+            storage.put_bytes(storage.join(self._remote, "query.json"), _line({"query": self.query}))
+            return
+        header, *pages = storage.read_many([storage.join(self._remote, n) for n in
+                                            ["query.json", *(n for n in names if n.startswith("page-"))]])
+        self._check_query(json.loads(header), self._remote)
+        self._pages = [json.loads(p) for p in pages]
 
     def pages(self) -> list[dict[str, Any]]:
         """The pages fetched so far, in order."""
@@ -48,12 +75,18 @@ class PageLog:
 
     def append(self, page: dict[str, Any]) -> None:
         """Save one page durably before its rows are handed on."""
-        self._write_lines([page], mode="a")
+        if self._remote is not None:
+            storage.put_bytes(storage.join(self._remote, f"page-{len(self._pages):08d}.json"), _line(page))
+        else:
+            self._write_lines([page], mode="a")
         self._pages.append(page)
 
     def _write_lines(self, records: list[dict[str, Any]], mode: str) -> None:
-        data = "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in records)
-        with open(self.path, mode, encoding="utf-8") as f:
-            f.write(data)
+        with open(self.path, mode + "b") as f:
+            f.write(b"".join(_line(r) for r in records))
             f.flush()
             os.fsync(f.fileno())
+
+
+def _line(record: dict[str, Any]) -> bytes:
+    return (json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")

@@ -9,10 +9,10 @@ checks every registered stage against these.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any, Generic, Protocol, runtime_checkable
 
 from surd.sample import Rejected, Sample
+from surd.shards import PlannedShard
 
 
 @runtime_checkable
@@ -36,8 +36,9 @@ class Stage(Protocol):
 class SourceStage(Stage, Protocol):
     """A stage whose shards come from a source's rows, not from an input dataset."""
 
-    def plan(self, cfg: Any, state_dir: Path) -> list[list[dict[str, Any]]]:
-        """The rows of each output shard; `state_dir` persists across reruns (cursors, listed pages)."""
+    def plan(self, cfg: Any, state_dir: str) -> list[PlannedShard]:
+        """Each output shard's row file (written under `state_dir`, a path or URL that persists across reruns,
+        with cursors and listed pages) and row count; the runner knows the shard count before any shard runs."""
         ...
 
 
@@ -45,7 +46,7 @@ class SourceStage(Stage, Protocol):
 class FinalizingStage(Stage, Protocol):
     """A stage with a global pass over its whole output once every shard is done."""
 
-    def finalize(self, output_dir: Path, cfg: Any) -> Any:
+    def finalize(self, output_dir: str, cfg: Any) -> Any:
         """Runs after all shards succeed; must be deterministic and idempotent (a rerun changes nothing)."""
         ...
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from surd.embed.cache import EmbedCache
+from surd.embed.cache import open_cache
 from surd.embed.core import PADDING_SIDES, Embedder, Embedding, EmbedSettings
 from surd.models import ModelCache
 from surd.models.llm import QUANTIZE, LoadedLLM, load_llm
@@ -75,8 +75,8 @@ def load_model(cfg: Config) -> LoadedLLM:
 
 
 def make_embedder(cfg: Config) -> Embedder:
-    """A fresh Embedder over the process's model, with the on-disk cache when ``cache_dir`` is set."""
-    cache = EmbedCache(cfg.cache_dir) if cfg.cache_dir else None
+    """A fresh Embedder over the process's model, with the vector cache (a folder or a URL) when ``cache_dir`` is set."""
+    cache = open_cache(cfg.cache_dir) if cfg.cache_dir else None
     return Embedder(load_model(cfg), cfg.settings(), cache=cache)
 
 

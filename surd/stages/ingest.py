@@ -6,17 +6,17 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import PIL
 
 import surd
-from surd import shards
+from surd import shards, storage
 from surd.fetch import FetchError, fetch_all
 from surd.images import ImageConfig, ImageRejected, process_image
-from surd.sample import Rejected, Sample, make_key
+from surd.sample import Rejected, Sample
 from surd.sources import build_source_config, get_source
+from surd.sources.plan import plan_rows
 
 NAME = "ingest"
 USES_GPU = False
@@ -54,17 +54,14 @@ def versions() -> dict[str, str]:
     return {"surd": surd.__version__, "pillow": PIL.__version__}
 
 
-def plan(cfg: Config, state_dir: Path) -> list[list[dict[str, Any]]]:
-    """List the source's rows, give each its stable key, mark repeated keys, and chunk rows into shards."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    rows = list(get_source(cfg.source).list_rows(cfg.source_config(), state_dir))
-    seen: set[str] = set()
-    for row in rows:
-        row["__key__"] = key = make_key(row["source"], row["source_id"])
-        if key in seen and not row.get("error"):
-            row["error"], row["error_detail"] = "duplicate_key", f"{row['source']}/{row['source_id']} listed again"
-        seen.add(key)
-    return [rows[i : i + cfg.shard_size] for i in range(0, len(rows), cfg.shard_size)]
+def plan(cfg: Config, state_dir: str) -> list[shards.PlannedShard]:
+    """Stream the source's rows into one row file per output shard, each row with its stable key and repeated
+    keys marked (`surd.sources.plan`); a finished plan is reused, so a rerun lists nothing."""
+    storage.makedirs(state_dir)
+    source_cfg = cfg.source_config()
+    path = getattr(source_cfg, "path", "")
+    tag = storage.version_tag(path) if path and storage.isfile(path) else None
+    return plan_rows(get_source(cfg.source).list_rows(source_cfg, state_dir), state_dir, cfg.shard_size, tag)
 
 
 def _meta(row: dict[str, Any]) -> dict[str, Any]:
@@ -123,7 +120,7 @@ def run(samples: Iterable[dict[str, Any]], cfg: Config) -> Iterator[Sample | Rej
             yield from decoders.map(lambda row, f=fetched: one(row, f), chunk)  # map keeps row order
 
 
-def finalize(output_dir: Path, cfg: Config) -> dict[str, int]:
+def finalize(output_dir: str, cfg: Config) -> dict[str, int]:
     """Drop images whose bytes repeat an earlier sample's (first by shard, then position wins).
 
     Runs after every shard is done, so the decision never depends on which worker finished first;
