@@ -110,8 +110,8 @@ def run_pipeline(path: str | Path, runs_dir: str | Path | None = None, *, worker
     if until is not None and canonical(until) not in {s.stage for s in pipe.steps}:
         raise ValueError(f"--until {until!r} is not a stage of {path}: {', '.join(s.stage for s in pipe.steps)}")
     base = storage.join(runs_dir if runs_dir is not None else pipe.runs_dir or "runs", pipe.name)
-    executor = executor or pipe.executor or "local"
-    address = address or pipe.address
+    executor = canonical(executor) if executor else pipe.executor or "local"
+    address = address or (pipe.address if executor == (pipe.executor or "local") else None)  # the file's cluster
     workers = workers or pipe.workers
     results: list[tuple[Step, Any]] = []
     input_dir: str | None = None
