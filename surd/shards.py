@@ -35,7 +35,7 @@ STATS_SUFFIX = ".stats.json"
 SIDECAR_SUFFIX = ".samples.parquet"
 CONFIG_NAME = "_config.json"
 SIDECAR_COLUMNS = ("key", "status", "reason", "detail", "meta")
-ROWS_SUFFIX = ".rows.parquet"  # a planned shard's input rows (source stages): one json document per row
+ROWS_SUFFIX = ".rows.json.zst"  # a planned shard's input rows (source stages): a zstd-compressed json array
 
 
 def shard_name(index: int) -> str:
@@ -259,16 +259,20 @@ class PlannedShard:
 
 
 def write_rows(path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:
-    """A shard's input rows (json-able dicts) as a zstd parquet file of json documents, written atomically."""
-    docs = pa.array([json.dumps(r, ensure_ascii=False, separators=(",", ":")) for r in rows], type=pa.string())
-    buf = io.BytesIO()
-    pq.write_table(pa.table({"row": docs}), buf, compression="zstd")
-    write_bytes_atomic(path, buf.getvalue())
+    """A shard's input rows (json-able dicts) as one zstd-compressed json array, written atomically.
+
+    One array, not one document per row: encoding a shard at once is 3x faster, which is most of the planning
+    time of a 10M-row list. ``zstd -dc 00000.rows.json.zst`` shows it.
+    """
+    sink = pa.BufferOutputStream()
+    with pa.CompressedOutputStream(sink, "zstd") as z:
+        z.write(json.dumps(rows, ensure_ascii=False, separators=(",", ":")).encode())
+    write_bytes_atomic(path, sink.getvalue().to_pybytes())
 
 
 def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
     """The rows `write_rows` wrote, in order."""
-    return [json.loads(doc) for doc in _read_parquet(str(path)).column("row").to_pylist()]
+    return json.loads(pa.CompressedInputStream(pa.BufferReader(storage.read_bytes(path)), "zstd").read())
 
 
 def read_input(path: str | os.PathLike) -> Iterator[Sample] | list[dict[str, Any]]:

@@ -8,7 +8,7 @@ never takes, logs or saves them.
 
 Object stores have no directories and no rename: `listdir` lists key prefixes, `makedirs` is a no-op there, and
 every object appears whole when its upload finishes (see `surd.files` for how finished files are published).
-Listings are never served from fsspec's cache, since other processes and nodes write the same prefixes.
+Listings are never cached (see `filesystem`), since other processes and nodes write the same prefixes.
 """
 
 from __future__ import annotations
@@ -53,16 +53,16 @@ def normalize(path: PathLike) -> str:
 
 
 def filesystem(path: PathLike) -> tuple[Any, str]:
-    """(fsspec filesystem, path within it) for a URL; filesystems are cached per process by fsspec."""
+    """(fsspec filesystem, path within it) for a URL; filesystems are cached per process by fsspec.
+
+    Listings are never cached: other workers and nodes write the same prefixes, and s3fs answers even the size of
+    a file from a cached listing of its folder, so a stale one would hide a shard written since.
+    """
     fsspec = require("fsspec", "remote")  # optional extra: only remote URLs need it
-    fs, inner = fsspec.core.url_to_fs(str(path))
-    return fs, inner
-
-
-def _fresh(path: PathLike) -> tuple[Any, str]:
-    fs, inner = filesystem(path)
-    fs.invalidate_cache(inner)  # other workers and nodes write here: never trust a cached listing
-    return fs, inner
+    try:
+        return fsspec.core.url_to_fs(str(path), use_listings_cache=False)
+    except TypeError:  # a backend without fsspec's listings cache takes no such option
+        return fsspec.core.url_to_fs(str(path))
 
 
 def join(base: PathLike, *names: str) -> str:
@@ -97,7 +97,7 @@ def exists(path: PathLike) -> bool:
     p = normalize(path)
     if not is_remote(p):
         return os.path.exists(p)
-    fs, inner = _fresh(p)
+    fs, inner = filesystem(p)
     return bool(fs.exists(inner))
 
 
@@ -105,7 +105,7 @@ def isfile(path: PathLike) -> bool:
     p = normalize(path)
     if not is_remote(p):
         return os.path.isfile(p)
-    fs, inner = _fresh(p)
+    fs, inner = filesystem(p)
     return bool(fs.isfile(inner))
 
 
@@ -114,7 +114,7 @@ def isdir(path: PathLike) -> bool:
     p = normalize(path)
     if not is_remote(p):
         return os.path.isdir(p)
-    fs, inner = _fresh(p)
+    fs, inner = filesystem(p)
     return bool(fs.isdir(inner))
 
 
@@ -124,7 +124,7 @@ def version_tag(path: PathLike) -> dict[str, Any]:
     if not is_remote(p):
         st = os.stat(p)
         return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
-    fs, inner = _fresh(p)
+    fs, inner = filesystem(p)
     info = fs.info(inner)
     tag = info.get("ETag") or info.get("etag") or info.get("md5Hash") or str(info.get("LastModified") or
                                                                             info.get("mtime") or "")
@@ -148,7 +148,7 @@ def listdir(path: PathLike) -> list[str]:
     p = normalize(path)
     if not is_remote(p):
         return sorted(os.listdir(p))
-    fs, inner = _fresh(p)
+    fs, inner = filesystem(p)
     try:
         entries = fs.ls(inner, detail=False)
     except FileNotFoundError:
@@ -214,7 +214,7 @@ def remove(path: PathLike, missing_ok: bool = True) -> None:
             if not missing_ok:
                 raise
         return
-    fs, inner = _fresh(p)
+    fs, inner = filesystem(p)
     if missing_ok and not fs.exists(inner):
         return
     fs.rm_file(inner)
@@ -227,7 +227,7 @@ def walk_files(path: PathLike) -> Iterator[str]:
         root = Path(p)
         yield from sorted(f.relative_to(root).as_posix() for f in root.rglob("*") if f.is_file())
         return
-    fs, inner = _fresh(p)
+    fs, inner = filesystem(p)
     prefix = inner.rstrip("/") + "/"
     yield from sorted(f[len(prefix):] for f in fs.find(inner) if f.startswith(prefix))
 

@@ -210,6 +210,7 @@ def test_sample_pipeline_on_two_nodes_survives_losing_one(cluster, bucket, tmp_p
     watcher.join(5)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert killed.get("pids") and 0 < killed["done_at_kill"] < 8, killed  # the node died mid-stage
+    assert "lost with its worker (" in proc.stderr and "rerunning it on a new actor" in proc.stderr
     assert _alive_nodes(cluster) == 1
     remote = output_digests(runs + "/cluster")
     assert len(remote) == 4 * 16 and remote == output_digests(str(tmp_path / "local" / "cluster"))

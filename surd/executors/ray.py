@@ -10,6 +10,7 @@ where there is room), so the output is the same bytes as an uninterrupted run.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -22,6 +23,7 @@ from surd.models import ModelCache
 from surd.task import ShardTask, format_error, is_fatal, not_run, process_shard
 
 STALL_SECONDS = 600.0  # no worker could start for this long: the cluster lacks the resources a worker asks for
+log = logging.getLogger(__name__)
 
 
 def _run_shard(stage: str, cfg: Any, output_dir: str, task: ShardTask) -> dict:
@@ -111,6 +113,7 @@ class RayExecutor:
             except Exception as e:  # task errors and lost workers/nodes alike: retry, then report
                 error = failures.record(task, getattr(e, "cause", None) or e)
                 if error is None:
+                    log.warning("shard %s failed (%s): rerunning it", task.stem, type(e).__name__)
                     queue.append(task)
                 else:
                     yield task, None, error
@@ -166,6 +169,8 @@ class RayExecutor:
                 try:
                     stats = ray.get(ref)
                 except ray.exceptions.RayActorError as e:  # the actor (or its node) died: a new one takes over
+                    log.warning("shard %s lost with its worker (%s): rerunning it on a new actor", task.stem,
+                                type(e).__name__)
                     start_actor()
                     error = failures.record(task, e)
                 except Exception as e:  # the shard failed; the actor itself is fine

@@ -1,6 +1,6 @@
 """Input sharding for source stages: a source's rows streamed into one row file per output shard.
 
-``<output>/_state/plan/NNNNN.rows.parquet`` holds shard NNNNN's input rows and ``_plan.json``, written last, the
+``<output>/_state/plan/NNNNN.rows.json.zst`` holds shard NNNNN's input rows and ``_plan.json``, written last, the
 row count of every shard. So the number of output shards is known before any download (img2dataset's input
 sharding), memory stays bounded whatever the list's length (one shard of rows, plus 9 bytes per row for the
 duplicate-key check), and a rerun reads ``_plan.json`` instead of listing again. A plan cut short (no

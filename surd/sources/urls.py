@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from surd.sources.rows import make_row
@@ -51,7 +50,17 @@ def _text(v: Any) -> str:
     return (text(v) or "").strip()
 
 
-def list_rows(cfg: Config, state_dir: Path | None = None) -> Iterator[dict[str, Any]]:
+_PLAIN = (str, int, float, bool)
+
+
+def _json_safe(extra: dict[str, Any]) -> dict[str, Any]:
+    """Extra columns as json values (dates, bytes, decimals → str); plain values skip the round trip (10M-row lists)."""
+    if all(type(v) in _PLAIN for v in extra.values()):
+        return extra
+    return json.loads(json.dumps(extra, default=str))
+
+
+def list_rows(cfg: Config, state_dir: str | None = None) -> Iterator[dict[str, Any]]:
     """One row per record; a record without URL or prompt is a row rejected with that reason."""
     cols: tuple[str, str] | None = None
     for i, rec in enumerate(read_records(cfg.path, cfg.format)):
@@ -67,7 +76,7 @@ def list_rows(cfg: Config, state_dir: Path | None = None) -> Iterator[dict[str, 
         url, prompt = _text(rec.get(cols[0])), _text(rec.get(cols[1]))
         error = "missing_url" if not url else "missing_prompt" if not prompt else None
         used = {cols[0], cols[1], cfg.negative_col, cfg.id_col}
-        extra = json.loads(json.dumps({k: v for k, v in rec.items() if k not in used and _text(v)}, default=str))
+        extra = _json_safe({k: v for k, v in rec.items() if k not in used and _text(v)})
         yield make_row(
             source=cfg.source_name, source_id=_text(rec.get(cfg.id_col) if cfg.id_col else "") or url or f"{cfg.path}#{i}",
             image=url, complex_prompt=prompt or None, negative_prompt=_text(rec.get(cfg.negative_col)), url=url,

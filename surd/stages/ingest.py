@@ -95,7 +95,7 @@ def _build(row: dict[str, Any], data: bytes | FetchError, cfg: Config) -> Sample
     return {"__key__": row["__key__"], "json": meta, img.ext: img.data}
 
 
-def _chunks(rows: list[dict[str, Any]], n: int) -> Iterator[list[dict[str, Any]]]:
+def _chunks(rows: list[Any], n: int) -> Iterator[list[Any]]:
     for i in range(0, len(rows), n):
         yield rows[i : i + n]
 
@@ -103,21 +103,22 @@ def _chunks(rows: list[dict[str, Any]], n: int) -> Iterator[list[dict[str, Any]]
 def run(samples: Iterable[dict[str, Any]], cfg: Config) -> Iterator[Sample | Rejected]:
     """Fetch, validate and resize one shard's rows; one result per row, in row order."""
     rows = list(samples)
-    todo = [[r for r in chunk if _precheck(r) is None] for chunk in _chunks(rows, cfg.fetch_chunk)]
+    pre = [_precheck(r) for r in rows]  # rows rejected without a fetch (listing errors, empty prompts)
+    chunks = list(zip(_chunks(rows, cfg.fetch_chunk), _chunks(pre, cfg.fetch_chunk)))
+    todo = [[r for r, p in zip(chunk, rejected) if p is None] for chunk, rejected in chunks]
 
     def fetch(chunk: list[dict[str, Any]]) -> dict[str, bytes | FetchError]:
         return dict(zip([r["__key__"] for r in chunk], fetch_all([r["image"] for r in chunk], cfg.download)))
 
-    def one(row: dict[str, Any], fetched: dict[str, bytes | FetchError]) -> Sample | Rejected:
-        pre = _precheck(row)
-        return pre if pre is not None else _build(row, fetched[row["__key__"]], cfg)
-
     with ThreadPoolExecutor(1) as pool, ThreadPoolExecutor(cfg.decode_threads) as decoders:
         pending = pool.submit(fetch, todo[0]) if todo else None
-        for i, chunk in enumerate(_chunks(rows, cfg.fetch_chunk)):
+        for i, (chunk, rejected) in enumerate(chunks):
             fetched = pending.result() if pending else {}
             pending = pool.submit(fetch, todo[i + 1]) if i + 1 < len(todo) else None
-            yield from decoders.map(lambda row, f=fetched: one(row, f), chunk)  # map keeps row order
+            # Decode on the pool (threads overlap in Pillow); already rejected rows skip the hand-off.
+            futures = [None if p is not None else decoders.submit(_build, r, fetched[r["__key__"]], cfg)
+                       for r, p in zip(chunk, rejected)]
+            yield from (p if f is None else f.result() for p, f in zip(rejected, futures))  # row order kept
 
 
 def finalize(output_dir: str, cfg: Config) -> dict[str, int]:
