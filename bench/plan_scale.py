@@ -5,7 +5,7 @@
 
 An img2dataset-style Parquet list (url, caption, similarity) is generated under bench/_work/ (cached). Its captions
 are empty, so every row is rejected at once (missing_prompt) and only listing, planning and bookkeeping are timed,
-as in issue 14. Each phase runs in a fresh process, timed, with its peak RSS from wait4:
+as in issue 14. Each phase runs in a fresh process, timed, with its peak RSS (the process's own VmHWM):
 
   plan    the runner's planning alone (list, key, mark repeats, shard): rows/s, peak RSS, shards known
   run     `surd ingest urls LIST --out OUT --workers 2`, the first run (this tree reuses the plan above)
@@ -30,6 +30,25 @@ ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / "_work" / "plan_scale"
 SHARD_SIZE = 1000
 
+# Runs `-m MODULE ARGS` or `-c SNIPPET ARGS` and prints the process's peak RSS (VmHWM) as it exits. VmHWM is
+# the process's own high-water mark; rusage's maxrss would also count the parent's memory at fork time.
+WRAPPER = """
+import atexit, runpy, sys
+def peak():
+    with open("/proc/self/status") as f:
+        kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    sys.stdout.write(f"\\nPEAK_RSS_KB {kb}\\n")
+    sys.stdout.flush()
+atexit.register(peak)
+mode, target, *rest = sys.argv[1:]
+if mode == "-m":
+    sys.argv = [target, *rest]
+    runpy.run_module(target, run_name="__main__", alter_sys=True)
+else:
+    sys.argv = ["-c", *rest]
+    exec(compile(target, "<snippet>", "exec"), {"__name__": "__main__"})
+"""
+
 PLAN = """
 import sys, time
 from pathlib import Path
@@ -44,7 +63,7 @@ print(len(tasks), sum(t.n_in for t in tasks), time.perf_counter() - t0)
 
 
 def make_list(n: int) -> Path:
-    """url, caption (empty), similarity; written in row groups so the generator's memory stays small."""
+    """url, caption (empty), similarity; written in row groups (run in its own process: see `cached_list`)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -69,6 +88,14 @@ def make_list(n: int) -> Path:
     return path
 
 
+def cached_list(n: int) -> Path:
+    """The list of *n* rows, generated in a child process so this one stays small."""
+    path = WORK / f"list_{n}.parquet"
+    if not path.exists():
+        subprocess.run([sys.executable, __file__, "--make-list", str(n)], check=True)
+    return path
+
+
 def baseline_tree(rev: str) -> Path:
     tree = ROOT / "bench" / "_work" / "baseline"
     if not (tree / "surd").is_dir():
@@ -80,34 +107,34 @@ def baseline_tree(rev: str) -> Path:
     return tree
 
 
-def measure(cmd: list[str], code: Path, log: Path) -> tuple[float, float, str]:
-    """(seconds, peak RSS in MB, stdout) of a command run with *code* first on the import path."""
+def measure(args: list[str], code: Path, log: Path) -> tuple[float, float, str]:
+    """(seconds, peak RSS in MB, stdout) of ``python -m …`` / ``python -c …`` run with *code* on the import path."""
     env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "1"}
     with open(log, "ab") as err:
         t0 = time.perf_counter()
         # cwd: not a checkout, so `-m surd` / `-c` import surd from PYTHONPATH (the tree under test), not from '.'
-        proc = subprocess.Popen(cmd, env=env, cwd=WORK, stdout=subprocess.PIPE, stderr=err)
-        out = proc.stdout.read().decode()  # type: ignore[union-attr]
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run([sys.executable, "-c", WRAPPER, *args], env=env, cwd=WORK, stdout=subprocess.PIPE,
+                              stderr=err)
         seconds = time.perf_counter() - t0
-    if status != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed (status {status}); see {log}")
-    return seconds, usage.ru_maxrss / 1024, out
+    out = proc.stdout.decode()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args)[:200]} failed (status {proc.returncode}); see {log}")
+    peak_kb = int(out.rsplit("PEAK_RSS_KB", 1)[1].split()[0])
+    return seconds, peak_kb / 1024, out.rsplit("PEAK_RSS_KB", 1)[0]
 
 
 def run_size(label: str, code: Path, n: int) -> dict[str, float]:
-    listing = make_list(n)
+    listing = cached_list(n)
     out = WORK / f"out_{label}_{n}"
     shutil.rmtree(out, ignore_errors=True)
     log = WORK / f"{label}_{n}.log"
     log.unlink(missing_ok=True)
     probe = "import surd; print(surd.__file__)"
-    assert measure([sys.executable, "-c", probe], code, log)[2].startswith(str(code / "surd")), code
-    plan_s, plan_mb, printed = measure([sys.executable, "-c", PLAN, str(listing), str(out), str(SHARD_SIZE)], code,
-                                       log)
+    assert measure(["-c", probe], code, log)[2].strip().startswith(str(code / "surd")), code
+    plan_s, plan_mb, printed = measure(["-c", PLAN, str(listing), str(out), str(SHARD_SIZE)], code, log)
     n_shards, n_rows, inner_s = printed.split()
     assert int(n_rows) == n, printed
-    ingest = [sys.executable, "-m", "surd", "ingest", "urls", str(listing), "--out", str(out),
+    ingest = ["-m", "surd", "ingest", "urls", str(listing), "--out", str(out),
               "--shard-size", str(SHARD_SIZE), "--workers", "2"]
     run_s, run_mb, _ = measure(ingest, code, log)
     rerun_s, rerun_mb, _ = measure(ingest, code, log)  # nothing left to run: no worker is started
@@ -125,7 +152,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="100k and 1M rows; baseline at 100k")
     ap.add_argument("--baseline-rev", default="e7360fb", help="the revision to compare with (main before this work)")
+    ap.add_argument("--make-list", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.make_list:
+        make_list(args.make_list)
+        return
     small, large = (100_000, 1_000_000) if args.quick else (1_000_000, 10_000_000)
     base = baseline_tree(args.baseline_rev)
     print(f"planning and re-planning {SHARD_SIZE}-row shards on {os.cpu_count()} CPUs; baseline {args.baseline_rev}")

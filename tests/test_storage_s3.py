@@ -67,8 +67,16 @@ def local_run(tmp_path_factory):
 def s3_run(bucket, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("remote")
     pipe = _pipeline(tmp, manifest=bucket + "/manifests/sample/manifest.jsonl", runs_dir=bucket + "/runs")
-    t0 = time.perf_counter()
-    results = run_pipeline(pipe, progress=False)  # runs_dir comes from the file
+    saved = os.environ.get("SURD_CACHE_DIR")
+    os.environ["SURD_CACHE_DIR"] = str(tmp / "machine-1")  # where training into a URL keeps its local mirror
+    try:
+        t0 = time.perf_counter()
+        results = run_pipeline(pipe, progress=False)  # runs_dir comes from the file
+    finally:
+        if saved is None:
+            del os.environ["SURD_CACHE_DIR"]
+        else:
+            os.environ["SURD_CACHE_DIR"] = saved
     return pipe, results, time.perf_counter() - t0
 
 
@@ -93,6 +101,22 @@ def test_rerun_on_s3_skips_every_done_shard(s3_run):
     again = run_pipeline(pipe, progress=False, until="embed")
     for (step, res), (_, before) in zip(again, first):
         assert not res.done and res.skipped == before.done + before.skipped, step.stage
+
+
+def test_training_into_s3_resumes_on_another_machine_without_training_again(s3_run, bucket, tmp_path, monkeypatch):
+    """A fresh machine (an empty local mirror) reruns the pipeline: the finished adapter's checkpoints come down from
+    the bucket, so no step is trained again and the published adapter keeps its bytes."""
+    pipe, _, _ = s3_run
+    adapter = bucket + "/runs/sample/04_train_adapter"
+    before = output_digests(adapter)
+    log_before = storage.read_text(adapter + "/log.csv")
+    monkeypatch.setenv("SURD_CACHE_DIR", str(tmp_path / "machine-2"))
+    results = run_pipeline(pipe, progress=False)
+    assert all(res.skipped and not res.done for _, res in results[:-1])
+    mirror = next((tmp_path / "machine-2" / "train").iterdir())
+    assert (mirror / "checkpoints" / "step-00000004" / "trainer_state.json").exists()  # pulled from the bucket
+    assert storage.read_text(adapter + "/log.csv") == log_before  # 4 steps logged once: nothing retrained
+    assert output_digests(adapter) == before
 
 
 def test_a_partial_upload_is_never_done_and_a_rerun_gives_the_same_bytes(bucket, tmp_path):
