@@ -27,6 +27,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _forget_clients() -> None:
+    """fsspec keeps one S3 filesystem per process, bound to the endpoint it was made with: another server (another
+    test module) needs a fresh one."""
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
 class S3Server:
     """``with S3Server(tmp) as s3: s3.env`` — the environment that points boto/s3fs at the server."""
 
@@ -56,6 +64,7 @@ class S3Server:
         for k, v in self.env.items():
             self._saved[k] = os.environ.get(k)
             os.environ[k] = v
+        _forget_clients()
         return self
 
     def make_bucket(self, name: str) -> str:
@@ -70,6 +79,7 @@ class S3Server:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+        _forget_clients()
         if self.proc is not None:
             self.proc.terminate()
             try:
