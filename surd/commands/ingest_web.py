@@ -17,6 +17,8 @@ RATE = typer.Option(10.0, "--rate-limit", help="Requests per second per host, al
 PRIVATE = typer.Option(False, "--allow-private-addresses",
                        help="Let URLs reach loopback/private/link-local addresses (turns the SSRF guard off).")
 OPT_OUT = typer.Option(False, "--ignore-opt-out", help="Download even when X-Robots-Tag says noai/noimageai.")
+ROBOTS = typer.Option(False, "--ignore-robots",
+                      help="Fetch even what robots.txt disallows (recorded in the saved config).")
 SIZE = typer.Option(512, help="Output side in pixels.")
 MODE = typer.Option("center_crop", "--resize-mode", help="center_crop (the paper's), keep_ratio, pad, or none.")
 QUALITY = typer.Option(95, help="JPEG quality.")
@@ -27,10 +29,13 @@ RESAMPLE = typer.Option("lanczos", help="Resize filter: lanczos (sharpest), bicu
 
 
 def download_options(threads: int, timeout: float, retries: int, rate_limit: float, allow_private: bool,
-                     ignore_opt_out: bool, workers: int) -> dict[str, Any]:
-    """The `download:` config; the per-host rate is split across worker processes (each limits its own share)."""
-    return {"threads": threads, "timeout": timeout, "retries": retries, "rate_limit": rate_limit / max(1, workers),
-            "allow_private": allow_private, "respect_opt_out": not ignore_opt_out}
+                     ignore_opt_out: bool, workers: int, ignore_robots: bool = False) -> dict[str, Any]:
+    """The `download:` config; the per-host rate is split across worker processes (each limits its own share).
+
+    robots.txt is only named when it is ignored, so configs saved before the option existed still match."""
+    options = {"threads": threads, "timeout": timeout, "retries": retries, "rate_limit": rate_limit / max(1, workers),
+               "allow_private": allow_private, "respect_opt_out": not ignore_opt_out}
+    return {**options, "respect_robots": False} if ignore_robots else options
 
 
 def image_options(size: int, resize_mode: str, quality: int, min_size: int, shard_size: int,
@@ -66,7 +71,7 @@ def civitai(
     token_env: str = typer.Option("CIVITAI_API_TOKEN", help="Environment variable with your API token (optional)."),
     workers: int = WORKERS, retries: int = RETRIES, threads: int = THREADS, timeout: float = TIMEOUT,
     download_retries: int = DL_RETRIES, rate_limit: float = RATE, allow_private_addresses: bool = PRIVATE,
-    ignore_opt_out: bool = OPT_OUT, size: int = SIZE, resize_mode: str = MODE, quality: int = QUALITY,
+    ignore_opt_out: bool = OPT_OUT, ignore_robots: bool = ROBOTS, size: int = SIZE, resize_mode: str = MODE, quality: int = QUALITY,
     min_size: int = MIN_SIZE, shard_size: int = SHARD, resample: str = RESAMPLE,
 ) -> None:
     """Ingest Civitai images with their generation prompts (full-size originals; items without a prompt rejected).
@@ -74,7 +79,7 @@ def civitai(
     Example: CIVITAI_API_TOKEN=... surd ingest civitai --base-model "SD 1.5" --max-items 5000 --out runs/civ/00_ingest
     """
     dl = download_options(threads, timeout, download_retries, rate_limit, allow_private_addresses, ignore_opt_out,
-                          workers)
+                          workers, ignore_robots)
     opts = dict(model_id=model_id, model_version_id=model_version_id, username=username, base_models=base_model,
                 period=period, sort=sort, nsfw=nsfw, browsing_level=browsing_level, limit=limit, max_items=max_items,
                 base_url=base_url, token_env=token_env, http=dl)
@@ -90,7 +95,7 @@ def lexica(
     base_url: str = typer.Option("https://lexica.art", help="API root (a mirror or a test server)."),
     workers: int = WORKERS, retries: int = RETRIES, threads: int = THREADS, timeout: float = TIMEOUT,
     download_retries: int = DL_RETRIES, rate_limit: float = RATE, allow_private_addresses: bool = PRIVATE,
-    ignore_opt_out: bool = OPT_OUT, size: int = SIZE, resize_mode: str = MODE, quality: int = QUALITY,
+    ignore_opt_out: bool = OPT_OUT, ignore_robots: bool = ROBOTS, size: int = SIZE, resize_mode: str = MODE, quality: int = QUALITY,
     min_size: int = MIN_SIZE, shard_size: int = SHARD, resample: str = RESAMPLE,
 ) -> None:
     """Ingest Lexica search results (prompt, full-size image, model, seed).
@@ -98,7 +103,7 @@ def lexica(
     Example: surd ingest lexica -q "cyberpunk city" -q "oil painting portrait" --out runs/lex/00_ingest
     """
     dl = download_options(threads, timeout, download_retries, rate_limit, allow_private_addresses, ignore_opt_out,
-                          workers)
+                          workers, ignore_robots)
     opts = dict(queries=query, include_nsfw=include_nsfw, max_items=max_items, base_url=base_url, http=dl)
     image = image_options(size, resize_mode, quality, min_size, shard_size, resample)
     _run("lexica", "", out, opts, dl, workers, retries, image)
@@ -114,7 +119,7 @@ def diffusiondb(
     max_items: int = MAX_ITEMS,
     workers: int = WORKERS, retries: int = RETRIES, threads: int = THREADS, timeout: float = TIMEOUT,
     download_retries: int = DL_RETRIES, rate_limit: float = RATE, allow_private_addresses: bool = PRIVATE,
-    ignore_opt_out: bool = OPT_OUT, size: int = SIZE, resize_mode: str = MODE, quality: int = QUALITY,
+    ignore_opt_out: bool = OPT_OUT, ignore_robots: bool = ROBOTS, size: int = SIZE, resize_mode: str = MODE, quality: int = QUALITY,
     min_size: int = MIN_SIZE, shard_size: int = SHARD, resample: str = RESAMPLE,
 ) -> None:
     """Ingest DiffusionDB (metadata.parquet + part zips), filtered by nsfw scores.
@@ -122,7 +127,7 @@ def diffusiondb(
     Example: surd ingest diffusiondb diffusiondb/metadata.parquet --part-id 1 --max-image-nsfw 0.5 --out runs/ddb/00_ingest
     """
     dl = download_options(threads, timeout, download_retries, rate_limit, allow_private_addresses, ignore_opt_out,
-                          workers)
+                          workers, ignore_robots)
     opts = dict(parts=parts, part_ids=part_id, max_image_nsfw=max_image_nsfw, max_prompt_nsfw=max_prompt_nsfw,
                 max_items=max_items, http=dl)
     image = image_options(size, resize_mode, quality, min_size, shard_size, resample)
@@ -139,7 +144,7 @@ def urls(
     source_name: str = typer.Option("urls", help="Source name recorded in each sample."),
     workers: int = WORKERS, retries: int = RETRIES, threads: int = THREADS, timeout: float = TIMEOUT,
     download_retries: int = DL_RETRIES, rate_limit: float = RATE, allow_private_addresses: bool = PRIVATE,
-    ignore_opt_out: bool = OPT_OUT, size: int = SIZE, resize_mode: str = MODE, quality: int = QUALITY,
+    ignore_opt_out: bool = OPT_OUT, ignore_robots: bool = ROBOTS, size: int = SIZE, resize_mode: str = MODE, quality: int = QUALITY,
     min_size: int = MIN_SIZE, shard_size: int = SHARD, resample: str = RESAMPLE,
 ) -> None:
     """Ingest a list of image URLs with prompts (the img2dataset input format works as is).
@@ -147,7 +152,7 @@ def urls(
     Example: surd ingest urls laion_part.parquet --url-col URL --caption-col TEXT --workers 2 --out runs/u/00_ingest
     """
     dl = download_options(threads, timeout, download_retries, rate_limit, allow_private_addresses, ignore_opt_out,
-                          workers)
+                          workers, ignore_robots)
     opts = dict(url_col=url_col, caption_col=caption_col, negative_col=negative_col, id_col=id_col,
                 source_name=source_name)
     image = image_options(size, resize_mode, quality, min_size, shard_size, resample)
