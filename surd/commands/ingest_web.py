@@ -92,19 +92,32 @@ def lexica(
     out: Path = OUT,
     include_nsfw: bool = typer.Option(False, help="Keep items Lexica flags nsfw (rejected as nsfw otherwise)."),
     max_items: int = MAX_ITEMS,
+    mode: str = typer.Option("search", help="search: /api/v1/search (<= 50 images a query); cursor: the paged "
+                             "/api/infinite-prompts listing, resumable (for a dataset)."),
+    max_pages: int = typer.Option(0, help="Cursor mode: pages per query (0 = until the listing ends)."),
+    search_mode: str = typer.Option("images", help="Cursor mode: searchMode sent (images or trending)."),
+    model: str = typer.Option("lexica-aperture-v2", help="Cursor mode: model filter sent."),
+    image_base: str = typer.Option("https://image.lexica.art/full_jpg/",
+                                   help="Cursor mode: full-size image URL prefix (+ image id)."),
     base_url: str = typer.Option("https://lexica.art", help="API root (a mirror or a test server)."),
     workers: int = WORKERS, retries: int = RETRIES, threads: int = THREADS, timeout: float = TIMEOUT,
     download_retries: int = DL_RETRIES, rate_limit: float = RATE, allow_private_addresses: bool = PRIVATE,
     ignore_opt_out: bool = OPT_OUT, ignore_robots: bool = ROBOTS, size: int = SIZE, resize_mode: str = MODE, quality: int = QUALITY,
     min_size: int = MIN_SIZE, shard_size: int = SHARD, resample: str = RESAMPLE,
 ) -> None:
-    """Ingest Lexica search results (prompt, full-size image, model, seed).
+    """Ingest Lexica search results (prompt, full-size image, model, seed); --mode cursor pages through every result.
 
-    Example: surd ingest lexica -q "cyberpunk city" -q "oil painting portrait" --out runs/lex/00_ingest
+    Example: surd ingest lexica -q "cyberpunk city" --mode cursor --max-pages 40 --out runs/lex/00_ingest
     """
     dl = download_options(threads, timeout, download_retries, rate_limit, allow_private_addresses, ignore_opt_out,
                           workers, ignore_robots)
     opts = dict(queries=query, include_nsfw=include_nsfw, max_items=max_items, base_url=base_url, http=dl)
+    cursor_opts = dict(max_pages=max_pages, search_mode=search_mode, model=model, image_base=image_base)
+    if mode != "search":  # search mode's options stay as before, so its saved configs still match
+        opts.update(mode=mode, **cursor_opts)
+    elif cursor_opts != dict(max_pages=0, search_mode="images", model="lexica-aperture-v2",
+                             image_base="https://image.lexica.art/full_jpg/"):
+        raise typer.BadParameter("--max-pages, --search-mode, --model and --image-base need --mode cursor")
     image = image_options(size, resize_mode, quality, min_size, shard_size, resample)
     _run("lexica", "", out, opts, dl, workers, retries, image)
 
