@@ -6,17 +6,19 @@ How a robots.txt that cannot be read is treated (RFC 9309 §2.3.1):
 
 - 2xx: parsed (only the first 500 KiB, the minimum the RFC asks crawlers to read).
 - 4xx ("unavailable", 404 above all) and an empty body: no rules, everything allowed.
-- 5xx, 429 after the retries, timeouts, refused or reset connections ("unreachable"):
-  everything on that origin is disallowed for the rest of the run, reason ``robots_unreachable``. A later run asks
-  again.
+- 5xx, 429 after the retries, timeouts, refused or reset connections ("unreachable"): everything on that origin is
+  disallowed, reason ``robots_unreachable``, until robots.txt is asked again ten minutes later.
 - A redirect loop or more redirects than allowed: treated as unavailable (allowed), as the RFC permits.
 - A robots.txt URL the SSRF guard or the scheme check refuses, or whose host fails DNS or TLS: the page gets that
   same reason (it is on the same host, so it could not be fetched either).
+
+A verdict is kept for the run (the client lives for one process and config), at most 24 hours as the RFC asks.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
@@ -25,6 +27,8 @@ from protego import Protego
 from surd.fetchers import FetchError
 
 MAX_ROBOTS_BYTES = 500 * 1024
+TTL = 24 * 3600.0  # RFC 9309 §2.4: a cached robots.txt is used for at most 24 hours
+UNREACHABLE_TTL = 600.0  # how long "unreachable, so disallow all" stands before robots.txt is asked again
 _UNAVAILABLE = ("redirect_loop", "too_many_redirects", "empty_response")
 _SAME_AS_PAGE = ("ssrf_blocked", "unsupported_scheme", "invalid_url", "tls_error", "dns_error")
 
@@ -43,21 +47,22 @@ def robots_url(url: str) -> str:
 class _Verdict:
     """What one origin's robots.txt says: a parsed file, allow-all, or disallow-all (unreachable)."""
 
-    def __init__(self, rules: object | None = None, error: FetchError | None = None) -> None:
+    def __init__(self, rules: Protego | None = None, error: FetchError | None = None) -> None:
         self.rules = rules
         self.error = error
+        self.expires = 0.0
 
 
 class RobotsCache:
     """Per-origin robots.txt verdicts. ``fetch(url)`` must GET a URL without consulting this cache."""
 
-    def __init__(self, fetch: Callable[[str], bytes | FetchError], user_agent: str) -> None:
-        self._fetch = fetch
+    def __init__(self, fetch: Callable[[str], bytes | FetchError], user_agent: str,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._fetch, self._clock = fetch, clock
         self.agent = product_token(user_agent)
         self._verdicts: dict[str, _Verdict] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
-        self.fetched: list[str] = []  # robots.txt URLs asked for, in order (one per origin and run)
 
     def check(self, url: str) -> FetchError | None:
         """None when *url* may be fetched, else a FetchError (robots_disallowed, robots_unreachable, …)."""
@@ -72,18 +77,21 @@ class RobotsCache:
 
     def _verdict(self, robots: str) -> _Verdict:
         with self._lock:
-            if robots in self._verdicts:
-                return self._verdicts[robots]
+            hit = self._verdicts.get(robots)
+            if hit is not None and hit.expires > self._clock():
+                return hit
             origin_lock = self._locks.setdefault(robots, threading.Lock())
         with origin_lock:  # one fetch per origin even when many threads ask at once
-            if robots not in self._verdicts:
-                verdict = self._load(robots)
+            hit = self._verdicts.get(robots)
+            if hit is None or hit.expires <= self._clock():
+                hit = self._load(robots)
+                unreachable = hit.error is not None and hit.error.reason == "robots_unreachable"
+                hit.expires = self._clock() + (UNREACHABLE_TTL if unreachable else TTL)
                 with self._lock:
-                    self._verdicts[robots] = verdict
-            return self._verdicts[robots]
+                    self._verdicts[robots] = hit
+            return hit
 
     def _load(self, robots: str) -> _Verdict:
-        self.fetched.append(robots)
         body = self._fetch(robots)
         if isinstance(body, FetchError):
             return _verdict_for_error(robots, body)

@@ -74,6 +74,23 @@ def test_unreadable_robots_per_rfc9309(answer, reason):
     assert asked == ["https://example.com/robots.txt"]  # asked once, remembered for the run
 
 
+def test_verdicts_expire_unreachable_sooner():
+    now = [0.0]
+    answers = [FetchError("http_5xx_exhausted", "down"), b"User-agent: *\nDisallow: /no/\n"]
+    asked: list[str] = []
+    cache = RobotsCache(lambda url: asked.append(url) or answers[min(len(asked), 2) - 1], UA, clock=lambda: now[0])
+    assert cache.check("https://a.test/x").reason == "robots_unreachable"
+    now[0] = 599.0
+    assert cache.check("https://a.test/x").reason == "robots_unreachable" and len(asked) == 1
+    now[0] = 601.0  # ten minutes on: asked again, now readable
+    assert cache.check("https://a.test/x") is None and cache.check("https://a.test/no/1").reason == "robots_disallowed"
+    now[0] = 601.0 + 24 * 3600 - 1
+    assert cache.check("https://a.test/x") is None and len(asked) == 2
+    now[0] = 601.0 + 24 * 3600 + 1  # a day on: asked again (RFC 9309 §2.4)
+    cache.check("https://a.test/x")
+    assert len(asked) == 3
+
+
 def test_one_fetch_per_origin_even_under_concurrency():
     calls: list[str] = []
     gate = threading.Event()

@@ -1,4 +1,4 @@
-"""`surd ingest civitai|lexica|diffusiondb|urls`: web sources into a dataset, through the polite, safe downloader."""
+"""`surd ingest civitai|lexica|sdonline|diffusiondb|urls`: web sources into a dataset, via the safe downloader."""
 
 from __future__ import annotations
 
@@ -172,7 +172,32 @@ def urls(
     _run("urls", str(url_list), out, opts, dl, workers, retries, image)
 
 
+def sdonline(
+    keyword: list[str] = typer.Option(..., "--keyword", "-k", help="Prompt-gallery keyword, repeatable: lists "
+                                      "/prompts/<keyword> (e.g. 'ui design')."),
+    out: Path = OUT,
+    max_items: int = MAX_ITEMS,
+    max_pages: int = typer.Option(0, help="Listing pages per keyword (0 = follow the next links to the end)."),
+    base_url: str = typer.Option("https://stablediffusionweb.com", help="Site root (a mirror or a test server)."),
+    workers: int = WORKERS, retries: int = RETRIES, threads: int = THREADS, timeout: float = TIMEOUT,
+    download_retries: int = DL_RETRIES, rate_limit: float = RATE, allow_private_addresses: bool = PRIVATE,
+    ignore_opt_out: bool = OPT_OUT, ignore_robots: bool = ROBOTS, size: int = SIZE, resize_mode: str = MODE,
+    quality: int = QUALITY, min_size: int = MIN_SIZE, shard_size: int = SHARD, resample: str = RESAMPLE,
+) -> None:
+    """Ingest Stable Diffusion Online's prompt gallery (the paper's third site): prompts parsed from its HTML pages.
+
+    Example: surd ingest sdonline -k "ui design" -k "oil painting" --max-pages 20 --out runs/sdo/00_ingest
+    """
+    dl = download_options(threads, timeout, download_retries, rate_limit, allow_private_addresses, ignore_opt_out,
+                          workers, ignore_robots)
+    opts = dict(keywords=keyword, max_items=max_items, max_pages=max_pages, base_url=base_url, http=dl)
+    image = image_options(size, resize_mode, quality, min_size, shard_size, resample)
+    _run("sdonline", "", out, opts, dl, workers, retries, image)
+
+
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     """Add the web sources to `surd ingest`."""
-    for name, func in (("civitai", civitai), ("lexica", lexica), ("diffusiondb", diffusiondb), ("urls", urls)):
+    commands = (("civitai", civitai), ("lexica", lexica), ("sdonline", sdonline), ("diffusiondb", diffusiondb),
+                ("urls", urls))
+    for name, func in commands:
         groups["ingest"].command(name)(func)

@@ -1,4 +1,4 @@
-"""Source registry: where ingest rows come from (manifests, the SURD folder layout, web APIs, URL lists).
+"""Source registry: where ingest rows come from (manifests, the SURD folder layout, web APIs and pages, URL lists).
 
 A source module defines a frozen dataclass ``Config`` and ``list_rows(cfg, state_dir) -> Iterator[dict]``
 yielding rows built with `make_row`. ``state_dir`` persists across reruns (cursors, listed pages).
@@ -18,6 +18,7 @@ SOURCES: dict[str, str] = {
     "civitai": "surd.sources.civitai",
     "lexica": "surd.sources.lexica",
     "diffusiondb": "surd.sources.diffusiondb",
+    "sdonline": "surd.sources.sdonline",
 }
 
 
