@@ -69,6 +69,7 @@ def test_every_fixture_item_is_a_row_or_a_reason():
     ({"id": 3, "url": "https://x/a/b.jpeg", "meta": "prompt: p"}, "bad_meta"),
     ({"id": 4, "url": "https://x/a/b.jpeg", "meta": {"id": 4, "meta": ["p"]}}, "bad_meta"),
     ({"id": 5, "url": "", "meta": {"prompt": "p"}}, "missing_image_ref"),
+    ({"id": 8, "url": 12, "meta": {"prompt": "p"}}, "missing_image_ref"),
     ({"url": "https://x/a/b.jpeg", "meta": {"prompt": "p"}}, "missing_id"),
     ({"id": 6, "url": "https://x/a/b.jpeg", "nsfwLevel": 32, "meta": {"prompt": "p"}}, "civitai_blocked"),
     ({"id": 7, "url": "https://x/a/b.jpeg", "meta": {"prompt": "   "}}, "missing_prompt"),

@@ -92,10 +92,10 @@ def test_both_answer_shapes_give_the_same_rows():
 
 @pytest.mark.parametrize("flat", [False, True])
 def test_interrupted_cursor_listing_resumes_without_gap_or_duplicate(server, tmp_path, flat):
-    prompts = {"fox": prompts_for("fox", 10), "owl": prompts_for("owl", 4)}
+    prompts = {"fox": prompts_for("fox", 10), "猫头鹰 owl": prompts_for("owl", 4)}  # a non-ASCII query too
     fake = FakeLexica(server, prompts, flat=flat)
     fake.down = {("fox", 150)}  # the fourth page of the first query is down
-    cfg = cursor_cfg(server, ("fox", "owl"))
+    cfg = cursor_cfg(server, ("fox", "猫头鹰 owl"))
     first = []
     with pytest.raises(RuntimeError, match="http_5xx_exhausted"):
         first.extend(r["source_id"] for r in lexica.list_rows(cfg, tmp_path))
@@ -105,8 +105,8 @@ def test_interrupted_cursor_listing_resumes_without_gap_or_duplicate(server, tmp
     fake.down.clear()
     fake.bodies.clear()
     rows = list(lexica.list_rows(cfg, tmp_path))
-    assert [r["source_id"] for r in rows] == expected_ids(prompts["fox"]) + expected_ids(prompts["owl"])
-    assert [(b["text"], b["cursor"]) for b in fake.bodies] == [("fox", 150), ("owl", 0), ("owl", 50)]
+    assert [r["source_id"] for r in rows] == expected_ids(prompts["fox"]) + expected_ids(prompts["猫头鹰 owl"])
+    assert [(b["text"], b["cursor"]) for b in fake.bodies] == [("fox", 150), ("猫头鹰 owl", 0), ("猫头鹰 owl", 50)]
     assert fake.bodies[0] == {"text": "fox", "searchMode": "images", "source": "search", "cursor": 150,
                               "model": "lexica-aperture-v2"}  # fmt: skip
     assert all(r["error"] is None and r["image"].startswith(server.url("/full_jpg/")) for r in rows)
@@ -114,7 +114,7 @@ def test_interrupted_cursor_listing_resumes_without_gap_or_duplicate(server, tmp
     assert [r["source_id"] for r in lexica.list_rows(cfg, tmp_path)] == [r["source_id"] for r in rows]
     assert fake.bodies == []  # finished listings replay from the saved pages
     with pytest.raises(ValueError, match="different query"):
-        list(lexica.list_rows(cursor_cfg(server, ("fox", "owl"), model="lexica-aperture-v3"), tmp_path))
+        list(lexica.list_rows(cursor_cfg(server, ("fox", "猫头鹰 owl"), model="lexica-aperture-v3"), tmp_path))
 
 
 def test_max_pages_max_items_and_a_cursor_that_repeats(server, tmp_path):

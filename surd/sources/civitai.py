@@ -100,7 +100,8 @@ def item_row(item: dict[str, Any], cfg: Config) -> dict[str, Any]:
         "username": item.get("username"), "post_id": item.get("postId"), "created_at": item.get("createdAt"),
         "hash": item.get("hash"), **{k: meta.get(k) for k in stats_keys},
     }  # fmt: skip
-    image = full_size_url(item["url"]) if cfg.original and item.get("url") else item.get("url") or ""
+    url = item.get("url") if isinstance(item.get("url"), str) else ""
+    image = full_size_url(url) if cfg.original and url else url
     site = cfg.base_url.rstrip("/")
     negative = meta.get("negativePrompt")
     return make_row(

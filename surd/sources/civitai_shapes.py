@@ -84,7 +84,7 @@ def read_item(item: dict[str, Any]) -> ItemView:
     error, detail = None, ""
     if item.get("id") is None:
         error, detail = "missing_id", "the Civitai item has no id"
-    elif not item.get("url"):
+    elif not item.get("url") or not isinstance(item["url"], str):
         error, detail = "missing_image_ref", "the Civitai item has no url"
     elif kind != "image":
         known = kind in ("video", "audio")

@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from surd.download import DownloadConfig, post_json
 from surd.sources.web_state import PageLog
@@ -37,7 +38,7 @@ def fetch_page(cfg: Any, query: str, cursor: Any, dl: DownloadConfig) -> dict[st
     url = cfg.base_url.rstrip("/") + ENDPOINT
     body = {"text": query, "searchMode": cfg.search_mode, "source": cfg.listing_source, "cursor": cursor,
             "model": cfg.model}  # fmt: skip
-    data = post_json(url, body, dl, {"Referer": f"{cfg.base_url.rstrip('/')}/?q={query}"})
+    data = post_json(url, body, dl, {"Referer": f"{cfg.base_url.rstrip('/')}/?{urlencode({'q': query})}"})
     if not isinstance(data, dict) or not isinstance(data.get("prompts"), list):
         got = sorted(data)[:8] if isinstance(data, dict) else type(data).__name__
         raise RuntimeError(f"POST {url} answered without a prompts list (got {got}): the listing's shape changed")
