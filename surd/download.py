@@ -2,8 +2,9 @@
 
 Concurrent (a thread pool), per-host rate limit, exponential backoff with jitter on 408/429/5xx/timeouts/connection
 errors honouring Retry-After, bounded retries, timeouts, a maximum response size, content-type and magic-byte checks,
-TLS always verified, an honest user agent, X-Robots-Tag noai/noimageai and robots.txt honoured (`surd.robots`), and an SSRF guard that resolves
-every hop (redirects are followed here, never by the HTTP library) and connects to the checked IP only.
+TLS always verified, an honest user agent, X-Robots-Tag noai/noimageai and robots.txt honoured (`surd.robots`), and an
+SSRF guard that resolves every hop (redirects are followed here, never by the HTTP library) and connects to the checked
+IP only.
 """
 
 from __future__ import annotations
@@ -185,8 +186,9 @@ class Client:
         self.limiter.wait(host)
         try:
             return self._pool(scheme, ip, port, host).urlopen(
-                "GET" if body is None else "POST", path, body=body, headers=sent, redirect=False, retries=False, preload_content=False,
-                assert_same_host=False, timeout=urllib3.Timeout(connect=self.cfg.timeout, read=self.cfg.timeout),
+                "GET" if body is None else "POST", path, body=body, headers=sent, redirect=False, retries=False,
+                preload_content=False, assert_same_host=False,
+                timeout=urllib3.Timeout(connect=self.cfg.timeout, read=self.cfg.timeout),
             )  # fmt: skip
         except SSLError as e:
             return FetchError("tls_error", f"{host}: {e}")

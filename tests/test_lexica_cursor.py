@@ -39,7 +39,7 @@ def prompts_for(query: str, n: int) -> list[dict]:
 
 
 class FakeLexica:
-    """POST /api/infinite-prompts over per-query prompt lists: `per_page` prompts a page, nextCursor absent at the end."""
+    """POST /api/infinite-prompts over per-query prompt lists: `per_page` prompts a page, no nextCursor at the end."""
 
     def __init__(self, server: FaultServer, prompts: dict[str, list[dict]], per_page: int = 3, flat: bool = False):
         self.prompts, self.per_page, self.flat = prompts, per_page, flat
@@ -106,7 +106,8 @@ def test_interrupted_cursor_listing_resumes_without_gap_or_duplicate(server, tmp
     fake.bodies.clear()
     rows = list(lexica.list_rows(cfg, tmp_path))
     assert [r["source_id"] for r in rows] == expected_ids(prompts["fox"]) + expected_ids(prompts["猫头鹰 owl"])
-    assert [(b["text"], b["cursor"]) for b in fake.bodies] == [("fox", 150), ("猫头鹰 owl", 0), ("猫头鹰 owl", 50)]
+    owl = "猫头鹰 owl"
+    assert [(b["text"], b["cursor"]) for b in fake.bodies] == [("fox", 150), (owl, 0), (owl, 50)]
     assert fake.bodies[0] == {"text": "fox", "searchMode": "images", "source": "search", "cursor": 150,
                               "model": "lexica-aperture-v2"}  # fmt: skip
     assert all(r["error"] is None and r["image"].startswith(server.url("/full_jpg/")) for r in rows)

@@ -114,7 +114,8 @@ def test_one_fetch_per_origin_even_under_concurrency():
 
 
 def test_ingest_rejects_disallowed_images_and_counts_them(server, connections, tmp_path):
-    server.routes["/robots.txt"] = Route(body=(FIXTURES / "rfc9309_example.txt").read_bytes(), content_type="text/plain")
+    rules = (FIXTURES / "rfc9309_example.txt").read_bytes()
+    server.routes["/robots.txt"] = Route(body=rules, content_type="text/plain")
     paths = [f"/private/{i}.jpg" for i in range(6)] + [f"/private/public/{i}.jpg" for i in range(2)] + ["/ok.jpg"]
     for i, p in enumerate(paths):
         server.routes[p] = Route(body=make_jpeg(96, 80, seed=600 + i))

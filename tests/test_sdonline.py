@@ -44,7 +44,8 @@ def page(name: str, base: str = SITE) -> str:
 
 def serve_site(server: FaultServer, details: dict[str, str | None] = DETAILS) -> dict[str, int]:
     """Listing /prompts/ui-design?page=N and the detail pages; returns a counter of listing requests by page."""
-    listings = {"1": "listing_ui-design_p1.html", "2": "listing_ui-design_p2.html", "3": "listing_ui-design_p3_last.html"}
+    listings = {"1": "listing_ui-design_p1.html", "2": "listing_ui-design_p2.html",
+                "3": "listing_ui-design_p3_last.html"}
     asked: dict[str, int] = {}
 
     def listing(method, query, body):
@@ -83,7 +84,8 @@ def test_detail_page_both_routes():
     assert d["recognised"] and d["title"] == "User Interface Game for Interaction"
     assert d["html"]["prompt"] == "user interface ,   game ,  for interaction"  # as the keyword spans render it
     assert d["editor"]["prompt"] == "user interface ,  game , for interaction"  # as the editor link carries it
-    assert clean_prompt(d["html"]["prompt"]) == clean_prompt(d["editor"]["prompt"]) == "user interface, game, for interaction"
+    cleaned = "user interface, game, for interaction"
+    assert clean_prompt(d["html"]["prompt"]) == clean_prompt(d["editor"]["prompt"]) == cleaned
     assert clean_prompt(d["html"]["negative"]) == "" and d["editor"]["negative"] is None  # the site shows ", "
     assert (d["html"]["style"], d["html"]["ratio"], d["width"], d["height"]) == ("Futurism", "1:1", 1024, 1024)
     assert d["editor"]["image"] == f"{CDN}/2024/10/27/d66de660-7951-4eb6-bb28-c18ef4c6a548.jpg"
@@ -111,7 +113,8 @@ def test_detail_rows(name, error, prompt, negative):
     card = {"url": f"{SITE}/image/1-x", "id": "1", "slug": "x", "title": "t", "thumb": None}
     record = parse_detail((FIXTURES / name).read_bytes(), card["url"])
     row = sdonline.detail_row(card, {"kind": "detail", "url": card["url"], "record": record}, "ui-design")
-    assert (row["error"], row["complex_prompt"], row["negative_prompt"]) == (error, prompt, negative), row["error_detail"]
+    got = (row["error"], row["complex_prompt"], row["negative_prompt"])
+    assert got == (error, prompt, negative), row["error_detail"]
     if error is None:
         assert row["image"].startswith(f"{CDN}/") and row["extra"]["prompt_from"] == "page+editor"
         assert row["source"] == "sdonline" and row["url"] == card["url"] and row["extra"]["keyword"] == "ui-design"

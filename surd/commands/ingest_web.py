@@ -71,8 +71,8 @@ def civitai(
     token_env: str = typer.Option("CIVITAI_API_TOKEN", help="Environment variable with your API token (optional)."),
     workers: int = WORKERS, retries: int = RETRIES, threads: int = THREADS, timeout: float = TIMEOUT,
     download_retries: int = DL_RETRIES, rate_limit: float = RATE, allow_private_addresses: bool = PRIVATE,
-    ignore_opt_out: bool = OPT_OUT, ignore_robots: bool = ROBOTS, size: int = SIZE, resize_mode: str = MODE, quality: int = QUALITY,
-    min_size: int = MIN_SIZE, shard_size: int = SHARD, resample: str = RESAMPLE,
+    ignore_opt_out: bool = OPT_OUT, ignore_robots: bool = ROBOTS, size: int = SIZE, resize_mode: str = MODE,
+    quality: int = QUALITY, min_size: int = MIN_SIZE, shard_size: int = SHARD, resample: str = RESAMPLE,
 ) -> None:
     """Ingest Civitai images with their generation prompts (full-size originals; items without a prompt rejected).
 
@@ -102,8 +102,8 @@ def lexica(
     base_url: str = typer.Option("https://lexica.art", help="API root (a mirror or a test server)."),
     workers: int = WORKERS, retries: int = RETRIES, threads: int = THREADS, timeout: float = TIMEOUT,
     download_retries: int = DL_RETRIES, rate_limit: float = RATE, allow_private_addresses: bool = PRIVATE,
-    ignore_opt_out: bool = OPT_OUT, ignore_robots: bool = ROBOTS, size: int = SIZE, resize_mode: str = MODE, quality: int = QUALITY,
-    min_size: int = MIN_SIZE, shard_size: int = SHARD, resample: str = RESAMPLE,
+    ignore_opt_out: bool = OPT_OUT, ignore_robots: bool = ROBOTS, size: int = SIZE, resize_mode: str = MODE,
+    quality: int = QUALITY, min_size: int = MIN_SIZE, shard_size: int = SHARD, resample: str = RESAMPLE,
 ) -> None:
     """Ingest Lexica search results (prompt, full-size image, model, seed); --mode cursor pages through every result.
 
@@ -132,8 +132,8 @@ def diffusiondb(
     max_items: int = MAX_ITEMS,
     workers: int = WORKERS, retries: int = RETRIES, threads: int = THREADS, timeout: float = TIMEOUT,
     download_retries: int = DL_RETRIES, rate_limit: float = RATE, allow_private_addresses: bool = PRIVATE,
-    ignore_opt_out: bool = OPT_OUT, ignore_robots: bool = ROBOTS, size: int = SIZE, resize_mode: str = MODE, quality: int = QUALITY,
-    min_size: int = MIN_SIZE, shard_size: int = SHARD, resample: str = RESAMPLE,
+    ignore_opt_out: bool = OPT_OUT, ignore_robots: bool = ROBOTS, size: int = SIZE, resize_mode: str = MODE,
+    quality: int = QUALITY, min_size: int = MIN_SIZE, shard_size: int = SHARD, resample: str = RESAMPLE,
 ) -> None:
     """Ingest DiffusionDB (metadata.parquet + part zips), filtered by nsfw scores.
 
@@ -157,8 +157,8 @@ def urls(
     source_name: str = typer.Option("urls", help="Source name recorded in each sample."),
     workers: int = WORKERS, retries: int = RETRIES, threads: int = THREADS, timeout: float = TIMEOUT,
     download_retries: int = DL_RETRIES, rate_limit: float = RATE, allow_private_addresses: bool = PRIVATE,
-    ignore_opt_out: bool = OPT_OUT, ignore_robots: bool = ROBOTS, size: int = SIZE, resize_mode: str = MODE, quality: int = QUALITY,
-    min_size: int = MIN_SIZE, shard_size: int = SHARD, resample: str = RESAMPLE,
+    ignore_opt_out: bool = OPT_OUT, ignore_robots: bool = ROBOTS, size: int = SIZE, resize_mode: str = MODE,
+    quality: int = QUALITY, min_size: int = MIN_SIZE, shard_size: int = SHARD, resample: str = RESAMPLE,
 ) -> None:
     """Ingest a list of image URLs with prompts (the img2dataset input format works as is).
 

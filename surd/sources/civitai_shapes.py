@@ -1,4 +1,4 @@
-"""The shapes Civitai's ``/api/v1/images`` really answers with, read into one view (tests/fixtures/civitai/PROVENANCE.md).
+"""The shapes Civitai's ``/api/v1/images`` really answers with, read into one view (see fixtures' PROVENANCE.md).
 
 From the server code (``src/server/services/image-search.service.ts``, ``browsingLevel.constants.ts``,
 ``client-utils/edge-url.ts``):

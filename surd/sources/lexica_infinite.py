@@ -68,7 +68,8 @@ def _item(prompt: dict[str, Any] | None, image: dict[str, Any], image_base: str,
         "negativePrompt": p.get("negativePrompt"), "width": image.get("width") or p.get("width"),
         "height": image.get("height") or p.get("height"), "model": p.get("model"), "seed": p.get("seed"),
         "guidance": p.get("c"), "promptid": prompt_id, "grid": p.get("grid"),
-        "nsfw": bool(p.get("nsfw") or image.get("nsfw")), "gallery": f"{site}/prompt/{prompt_id}" if prompt_id else None,
+        "nsfw": bool(p.get("nsfw") or image.get("nsfw")),
+        "gallery": f"{site}/prompt/{prompt_id}" if prompt_id else None,
     }  # fmt: skip
 
 

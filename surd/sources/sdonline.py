@@ -1,4 +1,4 @@
-"""Stable Diffusion Online source: ``/prompts/<keyword>`` listing pages → ``/image/<id>-<slug>`` detail pages → rows.
+"""Stable Diffusion Online source: ``/prompts/<keyword>`` listings → ``/image/<id>-<slug>`` detail pages → rows.
 
 The site has no prompt API, so its HTML is parsed (`surd.sources.sdonline_html`). Each detail page gives the prompt
 twice, in the visible "Prompt:" block and in the "Open in editor" link's query string; one is checked against the
@@ -120,7 +120,8 @@ def _cross_check(html: dict[str, Any], editor: dict[str, Any]) -> tuple[str, str
         return "", "", "prompt_mismatch", f"page prompt {page[:120]!r} != editor link prompt {link[:120]!r}"
     neg_page, neg_link = html.get("negative"), editor.get("negative")
     if neg_page is not None and neg_link is not None and clean_prompt(neg_page) != clean_prompt(neg_link):
-        return "", "", "negative_prompt_mismatch", f"page {clean_prompt(neg_page)!r} != editor {clean_prompt(neg_link)!r}"
+        detail = f"page {clean_prompt(neg_page)!r} != editor link {clean_prompt(neg_link)!r}"
+        return "", "", "negative_prompt_mismatch", detail
     if not (page or link):
         return "", "", "missing_prompt", "the page shows no prompt"
     return link or page, "page+editor" if page and link else ("editor" if link else "page"), None, ""
@@ -166,7 +167,8 @@ def list_rows(cfg: Config, state_dir: Path) -> Iterator[dict[str, Any]]:
             pages = _details(cards, saved, log, dl)
             if all(not p.get("record", {"recognised": True})["recognised"] for p in pages):
                 raise RuntimeError(f"none of the {len(pages)} detail pages listed on {url} has the expected layout "
-                                   "(Prompt block or editor link): the site changed; update surd/sources/sdonline_html.py")
+                                   "(Prompt block or editor link): the site changed; update "
+                                   "surd/sources/sdonline_html.py")
             for card, page in zip(cards, pages):
                 n += 1
                 yield detail_row(card, page, keyword)
