@@ -135,6 +135,28 @@ def test_torn_last_line_is_ignored_and_cut_off(tmp_path):
     assert read_journal(tmp_path / "decisions.jsonl").seq == 3
 
 
+def test_a_failed_fsync_stops_writes_instead_of_acknowledging(dataset_site, monkeypatch):
+    rev, keys = dataset_site
+    from surd.review import journal as journal_module
+
+    with running(rev) as server:
+        port = server.server_port
+        assert post(port, {keys[0]: ("accept", "", 0)})[0] == 200
+
+        def broken(fd):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(journal_module.os, "fsync", broken)
+        status, body = post(port, {keys[1]: ("accept", "", 0)})
+        assert status == 503 and "No space left" in body["error"]
+        monkeypatch.undo()
+        assert post(port, {keys[2]: ("accept", "", 0)})[0] == 503  # memory may be ahead of the disk: fail stop
+        assert request(port, "GET", "/api/decisions")[0] == 503
+    with running(rev) as server:  # a restart reloads the truth from disk
+        assert post(server.server_port, {keys[2]: ("accept", "", 0)})[0] == 200
+    assert read_journal(rev / "decisions.jsonl").current[keys[0]]["decision"] == "accept"
+
+
 def test_journal_edited_in_the_middle_is_an_error_naming_the_line(tmp_path):
     j = Journal(tmp_path, make_header())
     j.apply([Change("a", "accept", "", 0)], "alice")

@@ -327,4 +327,7 @@ class Journal:
             if self._failed is None:
                 self.write_snapshot()
         finally:
-            os.close(self._fd)
+            with self._io_lock:  # a request still running gets JournalFailed, never a write to a reused fd
+                with self._lock:
+                    self._failed = self._failed or JournalFailed("the journal is closed")
+                os.close(self._fd)

@@ -340,7 +340,8 @@ class ReviewServer(ThreadingHTTPServer):
             f"[{host}]" if ":" in host else host
         out = [f"http://{local}:{self.server_port}/{query}"]
         if not is_loopback(host):
-            shared = socket.getfqdn() if host in ("0.0.0.0", "::", "") else local
+            name = socket.gethostname() if host in ("0.0.0.0", "::", "") else local
+            shared = name if name and not is_loopback(name) else "THIS-MACHINE'S-ADDRESS"
             out.append(f"http://{shared}:{self.server_port}/{query}")
         return out
 
