@@ -384,6 +384,7 @@ def test_agreement_and_adjudication_end_to_end(tmp_path):
     res_err = cli("review", "import", str(data), *files, "--out", str(tmp_path / "err"))
     assert res_err.exit_code == 2 and not (tmp_path / "err").exists()
     assert "--conflict reject|accept|adjudicate" in res_err.output and "ed here but" in res_err.output
+    assert f"{len(disagree)} sample(s) decided differently (agreement {agree_pct:.1f}% of 8" in res_err.output
 
     out = cli("review", "import", str(data), *files, "--out", str(tmp_path / "rej"), "--conflict", "reject")
     assert out.exit_code == 0, out.output
@@ -429,6 +430,21 @@ def test_agreement_and_adjudication_end_to_end(tmp_path):
     agreed = next(s for s in iter_dataset(tmp_path / "final") if s["__key__"] == shared[-1])["json"]["stages"]["review"]
     assert agreed["reviewer"] == "alice, bob"
     assert len(kept) + len(rejected) == len(keys)
+
+
+def test_csv_reviewer_column_names_who_decided(dataset_site, tmp_path):
+    _, keys = dataset_site
+    for name, decision in (("alice", "a"), ("bob", "r")):
+        rows = [f"{k},{decision if k == keys[0] else 'a'},,{name}" for k in keys[:4]]
+        (tmp_path / f"{name}.csv").write_text("key,decision,note,reviewer\n" + "\n".join(rows) + "\n")
+    out = cli("review", "import", str(tmp_path / "data"), str(tmp_path / "alice.csv"), str(tmp_path / "bob.csv"),
+              "--out", str(tmp_path / "o"), "--conflict", "reject", "--undecided", "keep")
+    assert out.exit_code == 0, out.output
+    assert "agreement: 75.0% of 4 paired decisions (3 agree), Cohen's kappa 0.000" in out.output
+    kept, rejected = outcome(tmp_path / "o")
+    assert rejected == {keys[0]: ("manual_disagreement", "reviewers disagree: alice: accept, bob: reject")}
+    records = {s["__key__"]: s["json"]["stages"]["review"] for s in iter_dataset(tmp_path / "o")}
+    assert records[keys[1]]["reviewer"] == "alice, bob" and records[keys[5]]["decision"] == "undecided"
 
 
 # ---------------------------------------------------------------------------------------------- progress

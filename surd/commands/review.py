@@ -61,7 +61,7 @@ def serve_cmd(
     port: int = typer.Option(8765, help="Port (0 = any free port)."),
     token: str = typer.Option("", help="Token reviewers must present (default: a random one beyond loopback)."),
     no_auth: bool = typer.Option(False, "--no-auth", help="Serve beyond loopback without a token (trusted networks)."),
-    rate: float = typer.Option(20.0, help="API requests per second per client address (bursts up to 10x)."),
+    rate: float = typer.Option(50.0, help="API requests per second per client address (bursts up to 10x)."),
 ) -> None:
     """Serve a review site to one reviewer or a team; every decision goes to REVIEW_DIR/decisions.jsonl first.
 

@@ -166,6 +166,12 @@ def merge(sources: Sequence[Source], conflict: str, problems: list[str]) -> Merg
             a, b = ops[0], next(o for o in ops if o.decision.decision != ops[0].decision.decision)
             problems.append(f"{b.source}: key {key!r} is {b.decision.decision}ed here but {a.decision.decision}ed in "
                             f"{a.source} (choose a rule: --conflict reject|accept|adjudicate)")
+    if conflict == "error" and merged.disagreements:
+        a = merged.agreement
+        kappa = "n/a" if math.isnan(a.kappa) else f"{a.kappa:.3f}"
+        problems.append(f"{len(merged.disagreements)} sample(s) decided differently (agreement {a.percent:.1f}% of "
+                        f"{a.n} paired decisions, Cohen's kappa {kappa}): settle them with --conflict reject, accept "
+                        "or adjudicate")
     for key, (_, d) in adjudicated.items():  # the adjudicator has the last word
         merged.decisions[key] = d
         if key in merged.disagreements:

@@ -74,8 +74,8 @@ class ServeConfig:
     port: int = 8765
     token: str = ""  # "" = a random one when host is not loopback
     no_auth: bool = False  # serve without a token even beyond loopback (a trusted network only)
-    rate: float = 20.0  # API requests per second per client address, on average ...
-    burst: int = 200  # ... with bursts up to this many
+    rate: float = 50.0  # API requests per second per client address (a NAT may hide a team), on average ...
+    burst: int = 500  # ... with bursts up to this many
     max_body: int = 1 << 20
     snapshot_every: float = 2.0  # seconds between decisions.json snapshots while decisions arrive
 
