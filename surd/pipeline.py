@@ -91,8 +91,8 @@ def load_pipeline(path: str | Path) -> Pipeline:
             resources = check_resources(entry.get("resources")) if entry.get("resources") is not None else None
         except (ValueError, AttributeError) as e:
             raise ValueError(f"{p}: stages[{i}]: {e}") from None
-        steps.append(Step(i, stage, dict(entry.get("config") or {}), _workers(entry.get("workers"), f"{p}: stages[{i}]"),
-                          resources))
+        workers = _workers(entry.get("workers"), f"{p}: stages[{i}]")
+        steps.append(Step(i, stage, dict(entry.get("config") or {}), workers, resources))
     if steps[0].stage != "ingest":
         raise ValueError(f"{p}: the first stage must be ingest (the others read the previous stage's shards)")
     return Pipeline(name, tuple(steps), **_cluster(doc, p))

@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [  # top first
 ]
 ROOT_MODULE = "surd"  # the package itself (only __version__) belongs to the ground floor
 # Dependencies every install has (pyproject `dependencies`): import them at the top of the module.
-CORE = {"numpy", "PIL", "pyarrow", "yaml", "typer", "tqdm", "requests", "urllib3", "certifi"}
+CORE = {"numpy", "PIL", "pyarrow", "yaml", "typer", "tqdm", "requests", "urllib3", "certifi", "protego"}
 REGISTRY_STRING = re.compile(r"^(surd(?:\.\w+)+)(?::\w+)?$")
 
 

@@ -183,8 +183,8 @@ def _pipeline_file(path: Path, **top) -> Path:
 
 
 def test_sample_pipeline_on_two_nodes_survives_losing_one(cluster, bucket, tmp_path):
-    local = run_pipeline(_pipeline_file(tmp_path / "local.yaml", manifest=str(REPO / "manifests/sample/manifest.jsonl")),
-                         tmp_path / "local", progress=False)
+    local_file = _pipeline_file(tmp_path / "local.yaml", manifest=str(REPO / "manifests/sample/manifest.jsonl"))
+    local = run_pipeline(local_file, tmp_path / "local", progress=False)
     assert all(res.ok for _, res in local)
     runs = bucket + "/runs"
     pipe = _pipeline_file(tmp_path / "cluster.yaml", manifest=bucket + "/manifests/sample/manifest.jsonl",

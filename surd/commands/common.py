@@ -11,7 +11,8 @@ from surd.runner import RunResult, run_stage
 IN = typer.Argument(..., help="Input dataset directory (shards of the previous stage).")
 OUT = typer.Option(..., "--out", "-o", help="Output dataset directory.")
 WORKERS = typer.Option(None, "--workers", "-w", show_default=False,
-                       help="Worker processes [default: 1 = run in this process; on Ray, as many as the cluster holds].")
+                       help="Worker processes [default: 1 = run in this process; on Ray, as many as the cluster "
+                       "holds].")
 RETRIES = typer.Option(2, help="Retries of a failed shard before it is reported as failed.")
 EXECUTOR = typer.Option(None, show_default=False, help="local (this machine, the default) or ray (a Ray cluster).")
 ADDRESS = typer.Option(None, help="Ray cluster address for --executor ray, e.g. auto.")

@@ -1,4 +1,4 @@
-"""`surd ingest manifest|folder|civitai|lexica|diffusiondb|urls`: sources into a dataset of resized images.
+"""`surd ingest manifest|folder|civitai|lexica|sdonline|diffusiondb|urls`: sources into a dataset of resized images.
 
 Local sources read files; web sources go through the polite, safe downloader (`surd.fetch.http`).
 """
@@ -23,6 +23,8 @@ RATE = typer.Option(10.0, "--rate-limit", help="Requests per second per host, al
 PRIVATE = typer.Option(False, "--allow-private-addresses",
                        help="Let URLs reach loopback/private/link-local addresses (turns the SSRF guard off).")
 OPT_OUT = typer.Option(False, "--ignore-opt-out", help="Download even when X-Robots-Tag says noai/noimageai.")
+ROBOTS = typer.Option(False, "--ignore-robots",
+                      help="Fetch even what robots.txt disallows (recorded in the saved config).")
 SIZE = typer.Option(512, help="Output side in pixels.")
 MODE = typer.Option("center_crop", "--resize-mode", help="center_crop (the paper's), keep_ratio, pad, or none.")
 QUALITY = typer.Option(95, help="JPEG/WebP quality.")
@@ -34,10 +36,14 @@ RESAMPLE = typer.Option("lanczos", help="Resize filter: lanczos (sharpest), bicu
 
 
 def download_options(threads: int, timeout: float, retries: int, rate_limit: float, allow_private: bool,
-                     ignore_opt_out: bool, workers: int | None) -> dict[str, Any]:
-    """The `download:` config; the per-host rate is split across worker processes (each limits its own share)."""
-    return {"threads": threads, "timeout": timeout, "retries": retries, "rate_limit": rate_limit / max(1, workers or 1),
-            "allow_private": allow_private, "respect_opt_out": not ignore_opt_out}
+                     ignore_opt_out: bool, workers: int | None, ignore_robots: bool = False) -> dict[str, Any]:
+    """The `download:` config; the per-host rate is split across worker processes (each limits its own share).
+
+    robots.txt is only named when it is ignored, so configs saved before the option existed still match."""
+    options = {"threads": threads, "timeout": timeout, "retries": retries,
+               "rate_limit": rate_limit / max(1, workers or 1), "allow_private": allow_private,
+               "respect_opt_out": not ignore_opt_out}
+    return {**options, "respect_robots": False} if ignore_robots else options
 
 
 def image_options(size: int, resize_mode: str, quality: int, min_size: int, shard_size: int,
@@ -121,15 +127,15 @@ def civitai(
     token_env: str = typer.Option("CIVITAI_API_TOKEN", help="Environment variable with your API token (optional)."),
     workers: int = WORKERS, retries: int = RETRIES, threads: int = THREADS, timeout: float = TIMEOUT,
     download_retries: int = DL_RETRIES, rate_limit: float = RATE, allow_private_addresses: bool = PRIVATE,
-    ignore_opt_out: bool = OPT_OUT, size: int = SIZE, resize_mode: str = MODE, quality: int = QUALITY,
-    min_size: int = MIN_SIZE, shard_size: int = SHARD, resample: str = RESAMPLE,
+    ignore_opt_out: bool = OPT_OUT, ignore_robots: bool = ROBOTS, size: int = SIZE, resize_mode: str = MODE,
+    quality: int = QUALITY, min_size: int = MIN_SIZE, shard_size: int = SHARD, resample: str = RESAMPLE,
 ) -> None:
     """Ingest Civitai images with their generation prompts (full-size originals; items without a prompt rejected).
 
     Example: CIVITAI_API_TOKEN=... surd ingest civitai --base-model "SD 1.5" --max-items 5000 --out runs/civ/00_ingest
     """
     dl = download_options(threads, timeout, download_retries, rate_limit, allow_private_addresses, ignore_opt_out,
-                          workers)
+                          workers, ignore_robots)
     opts = dict(model_id=model_id, model_version_id=model_version_id, username=username, base_models=base_model,
                 period=period, sort=sort, nsfw=nsfw, browsing_level=browsing_level, limit=limit, max_items=max_items,
                 base_url=base_url, token_env=token_env, http=dl)
@@ -142,19 +148,32 @@ def lexica(
     out: str = OUT,
     include_nsfw: bool = typer.Option(False, help="Keep items Lexica flags nsfw (rejected as nsfw otherwise)."),
     max_items: int = MAX_ITEMS,
+    mode: str = typer.Option("search", help="search: /api/v1/search (<= 50 images a query); cursor: the paged "
+                             "/api/infinite-prompts listing, resumable (for a dataset)."),
+    max_pages: int = typer.Option(0, help="Cursor mode: pages per query (0 = until the listing ends)."),
+    search_mode: str = typer.Option("images", help="Cursor mode: searchMode sent (images or trending)."),
+    model: str = typer.Option("lexica-aperture-v2", help="Cursor mode: model filter sent."),
+    image_base: str = typer.Option("https://image.lexica.art/full_jpg/",
+                                   help="Cursor mode: full-size image URL prefix (+ image id)."),
     base_url: str = typer.Option("https://lexica.art", help="API root (a mirror or a test server)."),
     workers: int = WORKERS, retries: int = RETRIES, threads: int = THREADS, timeout: float = TIMEOUT,
     download_retries: int = DL_RETRIES, rate_limit: float = RATE, allow_private_addresses: bool = PRIVATE,
-    ignore_opt_out: bool = OPT_OUT, size: int = SIZE, resize_mode: str = MODE, quality: int = QUALITY,
-    min_size: int = MIN_SIZE, shard_size: int = SHARD, resample: str = RESAMPLE,
+    ignore_opt_out: bool = OPT_OUT, ignore_robots: bool = ROBOTS, size: int = SIZE, resize_mode: str = MODE,
+    quality: int = QUALITY, min_size: int = MIN_SIZE, shard_size: int = SHARD, resample: str = RESAMPLE,
 ) -> None:
-    """Ingest Lexica search results (prompt, full-size image, model, seed).
+    """Ingest Lexica search results (prompt, full-size image, model, seed); --mode cursor pages through every result.
 
-    Example: surd ingest lexica -q "cyberpunk city" -q "oil painting portrait" --out runs/lex/00_ingest
+    Example: surd ingest lexica -q "cyberpunk city" --mode cursor --max-pages 40 --out runs/lex/00_ingest
     """
     dl = download_options(threads, timeout, download_retries, rate_limit, allow_private_addresses, ignore_opt_out,
-                          workers)
+                          workers, ignore_robots)
     opts = dict(queries=query, include_nsfw=include_nsfw, max_items=max_items, base_url=base_url, http=dl)
+    cursor_opts = dict(max_pages=max_pages, search_mode=search_mode, model=model, image_base=image_base)
+    if mode != "search":  # search mode's options stay as before, so its saved configs still match
+        opts.update(mode=mode, **cursor_opts)
+    elif cursor_opts != dict(max_pages=0, search_mode="images", model="lexica-aperture-v2",
+                             image_base="https://image.lexica.art/full_jpg/"):
+        raise typer.BadParameter("--max-pages, --search-mode, --model and --image-base need --mode cursor")
     image = image_options(size, resize_mode, quality, min_size, shard_size, resample)
     _run("lexica", "", out, opts, dl, workers, retries, image)
 
@@ -169,15 +188,15 @@ def diffusiondb(
     max_items: int = MAX_ITEMS,
     workers: int = WORKERS, retries: int = RETRIES, threads: int = THREADS, timeout: float = TIMEOUT,
     download_retries: int = DL_RETRIES, rate_limit: float = RATE, allow_private_addresses: bool = PRIVATE,
-    ignore_opt_out: bool = OPT_OUT, size: int = SIZE, resize_mode: str = MODE, quality: int = QUALITY,
-    min_size: int = MIN_SIZE, shard_size: int = SHARD, resample: str = RESAMPLE,
+    ignore_opt_out: bool = OPT_OUT, ignore_robots: bool = ROBOTS, size: int = SIZE, resize_mode: str = MODE,
+    quality: int = QUALITY, min_size: int = MIN_SIZE, shard_size: int = SHARD, resample: str = RESAMPLE,
 ) -> None:
     """Ingest DiffusionDB (metadata.parquet + part zips), filtered by nsfw scores.
 
     Example: surd ingest diffusiondb diffusiondb/metadata.parquet --part-id 1 --max-image-nsfw 0.5 --out runs/ddb/00_ingest
     """
     dl = download_options(threads, timeout, download_retries, rate_limit, allow_private_addresses, ignore_opt_out,
-                          workers)
+                          workers, ignore_robots)
     opts = dict(parts=parts, part_ids=part_id, max_image_nsfw=max_image_nsfw, max_prompt_nsfw=max_prompt_nsfw,
                 max_items=max_items, http=dl)
     image = image_options(size, resize_mode, quality, min_size, shard_size, resample)
@@ -194,23 +213,47 @@ def urls(
     source_name: str = typer.Option("urls", help="Source name recorded in each sample."),
     workers: int = WORKERS, retries: int = RETRIES, threads: int = THREADS, timeout: float = TIMEOUT,
     download_retries: int = DL_RETRIES, rate_limit: float = RATE, allow_private_addresses: bool = PRIVATE,
-    ignore_opt_out: bool = OPT_OUT, size: int = SIZE, resize_mode: str = MODE, quality: int = QUALITY,
-    min_size: int = MIN_SIZE, shard_size: int = SHARD, resample: str = RESAMPLE,
+    ignore_opt_out: bool = OPT_OUT, ignore_robots: bool = ROBOTS, size: int = SIZE, resize_mode: str = MODE,
+    quality: int = QUALITY, min_size: int = MIN_SIZE, shard_size: int = SHARD, resample: str = RESAMPLE,
 ) -> None:
     """Ingest a list of image URLs with prompts (the img2dataset input format works as is).
 
     Example: surd ingest urls laion_part.parquet --url-col URL --caption-col TEXT --workers 2 --out runs/u/00_ingest
     """
     dl = download_options(threads, timeout, download_retries, rate_limit, allow_private_addresses, ignore_opt_out,
-                          workers)
+                          workers, ignore_robots)
     opts = dict(url_col=url_col, caption_col=caption_col, negative_col=negative_col, id_col=id_col,
                 source_name=source_name)
     image = image_options(size, resize_mode, quality, min_size, shard_size, resample)
     _run("urls", str(url_list), out, opts, dl, workers, retries, image)
 
 
+def sdonline(
+    keyword: list[str] = typer.Option(..., "--keyword", "-k", help="Prompt-gallery keyword, repeatable: lists "
+                                      "/prompts/<keyword> (e.g. 'ui design')."),
+    out: str = OUT,
+    max_items: int = MAX_ITEMS,
+    max_pages: int = typer.Option(0, help="Listing pages per keyword (0 = follow the next links to the end)."),
+    base_url: str = typer.Option("https://stablediffusionweb.com", help="Site root (a mirror or a test server)."),
+    workers: int = WORKERS, retries: int = RETRIES, threads: int = THREADS, timeout: float = TIMEOUT,
+    download_retries: int = DL_RETRIES, rate_limit: float = RATE, allow_private_addresses: bool = PRIVATE,
+    ignore_opt_out: bool = OPT_OUT, ignore_robots: bool = ROBOTS, size: int = SIZE, resize_mode: str = MODE,
+    quality: int = QUALITY, min_size: int = MIN_SIZE, shard_size: int = SHARD, resample: str = RESAMPLE,
+) -> None:
+    """Ingest Stable Diffusion Online's prompt gallery (the paper's third site): prompts parsed from its HTML pages.
+
+    Example: surd ingest sdonline -k "ui design" -k "oil painting" --max-pages 20 --out runs/sdo/00_ingest
+    """
+    dl = download_options(threads, timeout, download_retries, rate_limit, allow_private_addresses, ignore_opt_out,
+                          workers, ignore_robots)
+    opts = dict(keywords=keyword, max_items=max_items, max_pages=max_pages, base_url=base_url, http=dl)
+    image = image_options(size, resize_mode, quality, min_size, shard_size, resample)
+    _run("sdonline", "", out, opts, dl, workers, retries, image)
+
+
 def register(app: typer.Typer) -> None:
     """Add the `surd ingest` group (every source) to the app."""
-    for name, func in (("civitai", civitai), ("lexica", lexica), ("diffusiondb", diffusiondb), ("urls", urls)):
+    for name, func in (("civitai", civitai), ("lexica", lexica), ("sdonline", sdonline), ("diffusiondb", diffusiondb),
+                       ("urls", urls)):
         ingest_app.command(name)(func)
     app.add_typer(ingest_app, name="ingest")

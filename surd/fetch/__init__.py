@@ -24,7 +24,8 @@ FETCHERS = Registry("fetcher", {
     "http": "surd.fetch.http:fetch_many",
     "https": "surd.fetch.http:fetch_many",
     "zip": "surd.fetch.archive:fetch_many",
-    **dict.fromkeys(("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "hf", "oss", "r2"), "surd.fetch.remote:fetch_many"),
+    **dict.fromkeys(("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "hf", "oss", "r2"),
+                    "surd.fetch.remote:fetch_many"),
 })
 
 

@@ -1,4 +1,4 @@
-"""Source registry: where ingest rows come from (manifests, the SURD folder layout, web APIs, URL lists).
+"""Source registry: where ingest rows come from (manifests, the SURD folder layout, web APIs and pages, URL lists).
 
 What a source module defines is the `Source` protocol below (checked for every registered source by the tests).
 """
@@ -19,6 +19,7 @@ SOURCES = Registry("source", {
     "civitai": "surd.sources.civitai",
     "lexica": "surd.sources.lexica",
     "diffusiondb": "surd.sources.diffusiondb",
+    "sdonline": "surd.sources.sdonline",
 })
 
 

@@ -30,8 +30,9 @@ def plan_dir(state_dir: str) -> str:
 
 
 def _shards(directory: str, counts: list[int]) -> list[shards.PlannedShard]:
-    return [shards.PlannedShard(shards.shard_name(i), storage.join(directory, shards.shard_name(i) + shards.ROWS_SUFFIX),
-                                n) for i, n in enumerate(counts)]
+    names = [shards.shard_name(i) for i in range(len(counts))]
+    return [shards.PlannedShard(name, storage.join(directory, name + shards.ROWS_SUFFIX), n)
+            for name, n in zip(names, counts)]
 
 
 def read_plan(state_dir: str, shard_size: int, input_tag: dict[str, Any] | None) -> list[shards.PlannedShard] | None:

@@ -75,7 +75,7 @@ def load_model(cfg: Config) -> LoadedLLM:
 
 
 def make_embedder(cfg: Config) -> Embedder:
-    """A fresh Embedder over the process's model, with the vector cache (a folder or a URL) when ``cache_dir`` is set."""
+    """A fresh Embedder over the process's model, with the vector cache (folder or URL) when ``cache_dir`` is set."""
     cache = open_cache(cfg.cache_dir) if cfg.cache_dir else None
     return Embedder(load_model(cfg), cfg.settings(), cache=cache)
 

@@ -1,16 +1,26 @@
 // surd review page: keyboard-driven accept/reject over a lazily loaded, paged dataset export.
 // Plain JS, no build step, no network beyond the review directory. Works from file:// (decisions in
-// localStorage + Export button) and from `surd review serve` (decisions saved to REVIEW_DIR/decisions.json).
+// localStorage + Export button) and from `surd review serve`, where several tabs or reviewers share one site:
+// each change is sent as {decision, note, base revision}; the server refuses a change whose key moved on since
+// this tab saw it (409), and the page then shows the conflict for the reviewer to settle.
 "use strict";
 
 (function () {
   const IDX = window.SURD_INDEX;
   const FORMAT = "surd-review-decisions";
+  const MAX_BATCH = 200; // changes per request: well under the server's body limit
   const $ = (id) => document.getElementById(id);
+  const KNOWN = new Set(IDX ? IDX.keys : []);
 
   const state = {
     served: false,
-    decisions: new Map(), // key -> {decision: "accept"|"reject", note: string}
+    reviewer: "",
+    decisions: new Map(), // key -> {decision: "accept"|"reject", note, reviewer}
+    revs: new Map(), // key -> the server's revision this tab last saw (0 or absent: never decided)
+    pending: new Map(), // key -> change not yet sent: {decision (or "undecided"), note, base}
+    inflight: new Map(), // the changes of the request on the wire
+    conflicts: new Map(), // key -> {mine: change, theirs: server record}
+    seq: 0, // the server's change counter this tab has caught up with
     notes: new Map(), // notes typed on undecided samples, attached when they are decided
     counts: { accept: 0, reject: 0 },
     view: [], // sample indices passing the filter, in key order
@@ -20,7 +30,8 @@
     chunks: new Map(),
     waiting: new Map(),
     renderToken: 0,
-    save: { dirty: false, inFlight: false, timer: null, error: null },
+    save: { inFlight: false, timer: null, error: null, backoff: 0 },
+    poll: { timer: null, ms: 4000, stopped: false },
   };
   window.SURD_STATE = state; // for tests and for poking around in the console
 
@@ -56,6 +67,10 @@
     if (field === "simple") return s;
     if (field === "complex") return c;
     return s === null || c === null ? null : s - c;
+  }
+
+  function opinionText(ops) {
+    return ops.map((o) => o[0] + ": " + o[1] + (o[2] ? " “" + o[2] + "”" : "")).join(" · ");
   }
 
   function fmt(x) { return x === null || x === undefined ? "–" : Number(x).toFixed(3); }
@@ -128,6 +143,7 @@
     img.src = r.t || r.i;
     c.append(img, el("div", "status"), el("p", "simple", r.s), el("p", "complex", r.c));
     if (IDX.scores) c.append(el("p", "scores", "simple " + fmt(score(idx, "simple")) + " · complex " + fmt(score(idx, "complex"))));
+    if (r.o) c.append(el("p", "opinions", opinionText(r.o)));
     c.append(el("p", "note"));
     c.addEventListener("click", () => { state.pos = pos; updateCurrent(); });
     paintCard(c);
@@ -139,6 +155,7 @@
     c.classList.toggle("accept", !!d && d.decision === "accept");
     c.classList.toggle("reject", !!d && d.decision === "reject");
     c.dataset.decision = d ? d.decision : "";
+    c.classList.toggle("conflict", state.conflicts.has(c.dataset.key));
     c.querySelector(".status").textContent = d ? (d.decision === "accept" ? "✓ accepted" : "✗ rejected") : "undecided";
     c.querySelector(".note").textContent = d && d.note ? "“" + d.note + "”" : "";
   }
@@ -166,6 +183,8 @@
     $("d-status").textContent = d ? d.decision + "ed" : "undecided";
     $("d-status").dataset.decision = d ? d.decision : "";
     $("d-note").value = d ? d.note : (state.notes.get(key) || "");
+    $("d-opinions").textContent = r.o ? "Reviewers: " + opinionText(r.o) : "";
+    $("d-by").textContent = d && d.reviewer ? "decided by " + d.reviewer : "";
   }
 
   function updateProgress() {
@@ -177,7 +196,7 @@
   }
 
   // ------------------------------------------------------------------ decisions, undo, navigation
-  function setDecision(key, value) {
+  function setLocal(key, value, bulk) {
     const old = state.decisions.get(key);
     if (old) state.counts[old.decision]--;
     if (value) {
@@ -186,15 +205,33 @@
     } else {
       state.decisions.delete(key);
     }
+    if (bulk) return; // many at once (load, poll): the caller repaints once
     const c = $("grid").querySelector('[data-key="' + CSS.escape(key) + '"]');
     if (c) paintCard(c);
-    persist();
     updateProgress();
+  }
+
+  function repaint() { // not updateCurrent: it would scroll and reset a note being typed
+    for (const c of $("grid").children) paintCard(c);
+    updateProgress();
+  }
+
+  function setDecision(key, value) {
+    if (value) value = { decision: value.decision, note: value.note, reviewer: state.reviewer };
+    setLocal(key, value);
+    persist(key, value);
+  }
+
+  function needName() {
+    if (!state.served || state.reviewer) return false;
+    setSaveStatus("error", "enter your name (top right) before deciding");
+    $("reviewer").focus();
+    return true;
   }
 
   function decide(decision) {
     const idx = currentIdx();
-    if (idx === undefined) return;
+    if (idx === undefined || needName()) return;
     const key = IDX.keys[idx], old = state.decisions.get(key);
     const note = $("d-note").value.trim();
     state.undo.push({ key, prev: old, pos: state.pos });
@@ -205,8 +242,8 @@
 
   function undo() {
     const last = state.undo.pop();
-    if (!last) return;
-    setDecision(last.key, last.prev);
+    if (!last || needName()) return;
+    setDecision(last.key, last.prev); // undefined: an explicit "undecided" goes to the server
     const at = state.view.indexOf(IDX.keys.indexOf(last.key));
     goTo(at >= 0 ? at : state.pos);
   }
@@ -216,6 +253,7 @@
     if (idx === undefined) return;
     const key = IDX.keys[idx], d = state.decisions.get(key), note = $("d-note").value.trim();
     if (d && d.note !== note) {
+      if (needName()) return;
       state.undo.push({ key, prev: d, pos: state.pos });
       setDecision(key, { decision: d.decision, note });
     } else if (!d) {
@@ -233,74 +271,135 @@
 
   function move(delta) { goTo(state.pos + delta); }
 
-  // ------------------------------------------------------------------ persistence
-  function toDocument() {
-    const decisions = {};
-    for (const [k, d] of [...state.decisions.entries()].sort()) decisions[k] = { decision: d.decision, note: d.note };
-    return { format: FORMAT, version: 1, decisions };
-  }
-
-  function loadDocument(doc, source) {
-    if (!doc || doc.format !== FORMAT || typeof doc.decisions !== "object") {
-      throw new Error(source + " is not a surd decisions file");
-    }
-    state.decisions.clear();
-    state.counts = { accept: 0, reject: 0 };
-    const known = new Set(IDX.keys);
-    for (const [k, d] of Object.entries(doc.decisions)) {
-      if (!known.has(k) || (d.decision !== "accept" && d.decision !== "reject")) continue;
-      state.decisions.set(k, { decision: d.decision, note: d.note || "" });
-      state.counts[d.decision]++;
-    }
-  }
-
+  // ------------------------------------------------------------------ persistence: browser storage (file://)
   const storageKey = "surd-review:" + IDX.site_id;
+  const nameKey = "surd-review:reviewer";
 
-  function persist() {
-    if (!state.served) {
-      const compact = {};
-      for (const [k, d] of state.decisions) compact[k] = d.note ? [d.decision, d.note] : d.decision;
-      try { localStorage.setItem(storageKey, JSON.stringify(compact)); setSaveStatus("saved", "saved in this browser"); }
-      catch (err) { setSaveStatus("error", "browser storage failed: export your decisions now"); }
-      return;
+  function saveLocal() {
+    const compact = {};
+    for (const [k, d] of state.decisions) compact[k] = d.note ? [d.decision, d.note] : d.decision;
+    try { localStorage.setItem(storageKey, JSON.stringify(compact)); setSaveStatus("saved", "saved in this browser"); }
+    catch (err) { setSaveStatus("error", "browser storage failed: export your decisions now"); }
+  }
+
+  function loadLocal() {
+    const raw = localStorage.getItem(storageKey);
+    if (!raw) return;
+    for (const [k, v] of Object.entries(JSON.parse(raw))) {
+      const d = Array.isArray(v) ? { decision: v[0], note: v[1] } : { decision: v, note: "" };
+      if (KNOWN.has(k) && (d.decision === "accept" || d.decision === "reject")) setLocal(k, d, true);
     }
-    state.save.dirty = true;
+  }
+
+  function persist(key, value) {
+    if (!state.served) { saveLocal(); return; }
+    const prev = state.pending.get(key);
+    const base = prev ? prev.base : (state.revs.get(key) || 0); // what this tab saw when the reviewer decided
+    state.pending.set(key, { decision: value ? value.decision : "undecided", note: value ? value.note : "", base });
     setSaveStatus("saving", "saving…");
     clearTimeout(state.save.timer);
     state.save.timer = setTimeout(flush, 150);
   }
 
-  async function flush() {
-    if (state.save.inFlight || !state.save.dirty) return;
-    state.save.inFlight = true;
-    state.save.dirty = false;
-    try {
-      const res = await fetch("api/decisions", {
-        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(toDocument()),
-      });
-      if (!res.ok) throw new Error((await res.json()).error || res.statusText);
-      state.save.error = null;
-    } catch (err) {
-      state.save.error = String(err);
-      state.save.dirty = true;
-    } finally {
-      state.save.inFlight = false;
-    }
-    if (state.save.error) setSaveStatus("error", "not saved: " + state.save.error);
-    else if (state.save.dirty) flush();
-    else setSaveStatus("saved", "saved to disk");
+  // ------------------------------------------------------------------ persistence: the review server
+  function requeue(batch) {
+    for (const [k, c] of batch) if (!state.pending.has(k) && !state.conflicts.has(k)) state.pending.set(k, c);
   }
 
-  function setSaveStatus(s, text) { $("save-status").dataset.state = s; $("save-status").textContent = text; }
+  function ownWrite(key, rev, sent) {
+    state.revs.set(key, rev);
+    const next = state.pending.get(key); // decided again while the request was on the wire: it builds on ours
+    if (next && next.base === sent.base) next.base = rev;
+  }
 
-  function loadLocal() {
-    const raw = localStorage.getItem(storageKey);
-    if (!raw) return;
-    const decisions = {};
-    for (const [k, v] of Object.entries(JSON.parse(raw))) {
-      decisions[k] = Array.isArray(v) ? { decision: v[0], note: v[1] } : { decision: v, note: "" };
+  function addConflicts(batch, conflicts) {
+    for (const [k, theirs] of Object.entries(conflicts || {})) {
+      const mine = state.pending.get(k) || batch.get(k);
+      state.pending.delete(k);
+      batch.delete(k);
+      state.conflicts.set(k, { mine, theirs });
     }
-    loadDocument({ format: FORMAT, decisions }, "browser storage");
+    requeue(batch);
+    renderConflicts();
+  }
+
+  async function flush() {
+    clearTimeout(state.save.timer);
+    if (state.save.inFlight || !state.pending.size) return;
+    if (!state.reviewer) { setSaveStatus("error", "not saved: enter your name (top right)"); return; }
+    const batch = new Map([...state.pending].slice(0, MAX_BATCH));
+    for (const k of batch.keys()) state.pending.delete(k);
+    state.inflight = batch;
+    state.save.inFlight = true;
+    let retryMs = 0;
+    try {
+      const res = await fetch("api/decisions", {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ format: FORMAT, version: 1, reviewer: state.reviewer, decisions: Object.fromEntries(batch) }),
+      });
+      const data = await res.json().catch(() => ({}));
+      if (res.ok) {
+        for (const [k, rev] of Object.entries(data.revs || {})) ownWrite(k, rev, batch.get(k));
+        state.save.error = null;
+        state.save.backoff = 0;
+      } else if (res.status === 409) {
+        addConflicts(batch, data.conflicts);
+        state.save.error = null;
+      } else {
+        requeue(batch);
+        state.save.error = res.status === 401 ? "not authorised: open the link with ?token= that the server printed"
+          : (data.error || res.statusText || String(res.status));
+        if (res.status === 429) retryMs = 1000 * Number(res.headers.get("Retry-After") || 1);
+      }
+    } catch (err) {
+      requeue(batch);
+      state.save.error = "server unreachable (" + err.message + "); retrying";
+    } finally {
+      state.inflight = new Map();
+      state.save.inFlight = false;
+    }
+    if (state.save.error) {
+      state.save.backoff = Math.min(30000, Math.max(1000, state.save.backoff * 2));
+      setSaveStatus("error", "not saved: " + state.save.error);
+      state.save.timer = setTimeout(flush, Math.max(retryMs, state.save.backoff));
+    } else if (state.pending.size) {
+      flush();
+    } else {
+      setSaveStatus(state.conflicts.size ? "error" : "saved",
+        state.conflicts.size ? state.conflicts.size + " conflict(s) to settle" : "saved to disk");
+    }
+  }
+
+  function applyRecords(decisions) {
+    // changes made elsewhere; a key this tab is still sending or settling waits for that outcome instead
+    let changed = 0;
+    for (const [key, rec] of Object.entries(decisions || {})) {
+      if (!KNOWN.has(key) || rec.rev <= (state.revs.get(key) || 0)) continue;
+      if (state.pending.has(key) || state.inflight.has(key) || state.conflicts.has(key)) continue;
+      state.revs.set(key, rec.rev);
+      const chosen = rec.decision === "accept" || rec.decision === "reject";
+      setLocal(key, chosen ? { decision: rec.decision, note: rec.note || "", reviewer: rec.reviewer || "" } : undefined, true);
+      changed++;
+    }
+    return changed;
+  }
+
+  async function poll() {
+    clearTimeout(state.poll.timer);
+    if (!state.served || state.poll.stopped) return;
+    try {
+      const res = await fetch("api/decisions?since=" + state.seq, { cache: "no-store" });
+      if (res.ok) {
+        const doc = await res.json();
+        if (applyRecords(doc.decisions)) repaint();
+        state.seq = Math.max(state.seq, doc.seq || 0);
+      }
+      const st = await fetch("api/status", { cache: "no-store" });
+      if (st.ok) renderTeam(await st.json());
+    } catch (err) {
+      // the server may be restarting; the next poll tries again
+    }
+    state.poll.timer = setTimeout(poll, state.poll.ms);
   }
 
   async function detectServer() {
@@ -308,10 +407,90 @@
     try {
       const res = await fetch("api/decisions", { cache: "no-store" });
       if (!res.ok) return false;
-      loadDocument(await res.json(), "server");
+      const doc = await res.json();
+      if (!doc || doc.format !== FORMAT) return false;
+      applyRecords(doc.decisions);
+      state.seq = doc.seq || 0;
       return true;
     } catch (err) {
       return false;
+    }
+  }
+
+  function setSaveStatus(s, text) { $("save-status").dataset.state = s; $("save-status").textContent = text; }
+
+  // ------------------------------------------------------------------ conflicts and the team header
+  function describe(d) {
+    if (!d || d.decision === "undecided") return "undecided";
+    return d.decision + (d.note ? " “" + d.note + "”" : "");
+  }
+
+  function renderConflicts() {
+    const list = $("conflict-list");
+    list.replaceChildren(...[...state.conflicts].map(([k, c]) => {
+      const li = el("li");
+      li.dataset.key = k;
+      const who = c.theirs.reviewer ? c.theirs.reviewer : "someone";
+      li.append(el("code", "", k), el("span", "", " you: " + describe(c.mine) + " · " + who + ": " + describe(c.theirs) +
+        (c.theirs.time ? " (" + c.theirs.time.slice(11, 16) + " UTC)" : "") + " "));
+      const keep = el("button", "keep-mine", "Keep mine"), take = el("button", "take-theirs", "Take theirs");
+      keep.type = take.type = "button";
+      keep.onclick = () => settle(k, true);
+      take.onclick = () => settle(k, false);
+      li.append(keep, take);
+      return li;
+    }));
+    $("conflicts").hidden = state.conflicts.size === 0;
+    for (const c of $("grid").children) paintCard(c);
+    if (state.conflicts.size) setSaveStatus("error", state.conflicts.size + " conflict(s) to settle");
+  }
+
+  function settle(key, keepMine) {
+    const c = state.conflicts.get(key);
+    if (!c) return;
+    state.conflicts.delete(key);
+    state.revs.set(key, c.theirs.rev);
+    if (keepMine) {
+      state.pending.set(key, { decision: c.mine.decision, note: c.mine.note, base: c.theirs.rev });
+      flush();
+    } else {
+      const chosen = c.theirs.decision === "accept" || c.theirs.decision === "reject";
+      setLocal(key, chosen ? { decision: c.theirs.decision, note: c.theirs.note, reviewer: c.theirs.reviewer } : undefined);
+    }
+    renderConflicts();
+    updateCurrent();
+    if (!state.conflicts.size && !state.pending.size && !state.save.inFlight) setSaveStatus("saved", "saved to disk");
+  }
+
+  function renderTeam(st) {
+    const people = st.reviewers.filter((r) => r.decided || r.changes)
+      .map((r) => r.name + " " + r.decided + (r.rate_per_hour ? " (" + Math.round(r.rate_per_hour) + "/h)" : ""));
+    const eta = st.eta_hours === null ? "" : " · ~" + st.eta_hours.toFixed(1) + " h to go";
+    $("team").textContent = people.join(" · ") + (people.length ? " · " : "") + st.left + " left" + eta;
+    $("team").hidden = false;
+    window.SURD_TEAM = st;
+  }
+
+  // ------------------------------------------------------------------ export / load decision files
+  function toDocument() {
+    const decisions = {};
+    for (const [k, d] of [...state.decisions.entries()].sort()) {
+      decisions[k] = { decision: d.decision, note: d.note };
+      if (d.reviewer || state.reviewer) decisions[k].reviewer = d.reviewer || state.reviewer;
+    }
+    return { format: FORMAT, version: 1, reviewer: state.reviewer, decisions };
+  }
+
+  function loadDocument(doc, source) {
+    // merged per key, like the server: a file never removes a decision it does not mention
+    if (!doc || doc.format !== FORMAT || typeof doc.decisions !== "object") {
+      throw new Error(source + " is not a surd decisions file");
+    }
+    if (needName()) return;
+    const known = new Set(IDX.keys);
+    for (const [k, d] of Object.entries(doc.decisions)) {
+      if (!known.has(k) || (d.decision !== "accept" && d.decision !== "reject")) continue;
+      setDecision(k, { decision: d.decision, note: d.note || "" });
     }
   }
 
@@ -326,9 +505,21 @@
     setTimeout(() => URL.revokeObjectURL(a.href), 10000);
   }
 
+  function setReviewer(name) {
+    state.reviewer = name.trim().slice(0, 64);
+    $("reviewer").value = state.reviewer;
+    try { localStorage.setItem(nameKey, state.reviewer); } catch (err) { /* private mode: asked again next time */ }
+    if (state.reviewer && state.pending.size) flush();
+    else if (state.reviewer && $("save-status").dataset.state === "error" && !state.conflicts.size) setSaveStatus("idle", "");
+  }
+
   // ------------------------------------------------------------------ keyboard and controls
   function onKey(e) {
     const typing = e.target instanceof HTMLTextAreaElement || e.target instanceof HTMLInputElement;
+    if (e.target === $("reviewer")) {
+      if (e.key === "Enter") { e.preventDefault(); setReviewer(e.target.value); e.target.blur(); }
+      return;
+    }
     if (e.target === $("d-note")) {
       if ((e.key === "Enter" && !e.shiftKey) || e.key === "Escape") { e.preventDefault(); saveNote(); e.target.blur(); }
       return;
@@ -354,6 +545,10 @@
     $("d-reject").onclick = () => decide("reject");
     $("d-undo").onclick = undo;
     $("d-note").addEventListener("change", saveNote);
+    $("reviewer").addEventListener("change", (e) => setReviewer(e.target.value));
+    $("keep-all").onclick = () => [...state.conflicts.keys()].forEach((k) => settle(k, true));
+    $("take-all").onclick = () => [...state.conflicts.keys()].forEach((k) => settle(k, false));
+    document.addEventListener("visibilitychange", () => { if (!document.hidden) poll(); });
     $("export").onclick = exportDecisions;
     $("f-apply").onclick = () => applyFilter();
     for (const id of ["f-status", "f-page-size"]) $(id).onchange = () => applyFilter(IDX.keys[currentIdx()]);
@@ -362,11 +557,11 @@
     $("load").onchange = async (e) => {
       const file = e.target.files[0];
       if (!file) return;
-      try { loadDocument(JSON.parse(await file.text()), file.name); persist(); applyFilter(); }
+      try { loadDocument(JSON.parse(await file.text()), file.name); applyFilter(); }
       catch (err) { alert(String(err)); }
     };
     window.addEventListener("beforeunload", (e) => {
-      if (state.served && (state.save.dirty || state.save.inFlight)) { flush(); e.preventDefault(); }
+      if (state.served && (state.pending.size || state.save.inFlight || state.conflicts.size)) { flush(); e.preventDefault(); }
     });
   }
 
@@ -375,12 +570,17 @@
     document.title = "surd review · " + IDX.title;
     $("title").textContent = "surd review · " + IDX.title;
     if (!IDX.scores) $("score-filter").hidden = true;
+    if (IDX.role === "adjudication") document.body.classList.add("adjudication");
     wire();
+    try { state.reviewer = localStorage.getItem(nameKey) || ""; } catch (err) { state.reviewer = ""; }
+    $("reviewer").value = state.reviewer;
     state.served = await detectServer();
     if (!state.served) loadLocal();
     $("mode").textContent = state.served ? "· saving to the review server" : "· file mode: decisions stay in this browser, use Export";
     setSaveStatus(state.served ? "saved" : "idle", state.served ? "saved to disk" : "");
+    if (state.served && !state.reviewer) needName();
     applyFilter();
+    if (state.served) poll();
   }
 
   main();
