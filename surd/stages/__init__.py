@@ -24,6 +24,8 @@ STAGES: dict[str, str] = {
     "clip_filter": "surd.stages.clip_filter",
     "review": "surd.stages.review",
     "embed": "surd.stages.embed",
+    "dedup": "surd.stages.dedup",
+    "safety": "surd.stages.safety",
 }
 
 
