@@ -90,13 +90,14 @@ def preprocess(image: Any, side: int = 320) -> tuple[np.ndarray, Geometry]:
 
 
 def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one (x, y, w, h) box with many."""
+    """IoU of one (x, y, w, h) box with many, as OpenCV's Rect2d overlap: two empty boxes overlap fully."""
     x1, y1 = np.maximum(box[0], boxes[:, 0]), np.maximum(box[1], boxes[:, 1])
     x2 = np.minimum(box[0] + box[2], boxes[:, 0] + boxes[:, 2])
     y2 = np.minimum(box[1] + box[3], boxes[:, 1] + boxes[:, 3])
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    union = box[2] * box[3] + boxes[:, 2] * boxes[:, 3] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+    areas = box[2] * box[3] + boxes[:, 2] * boxes[:, 3]
+    empty = areas <= np.finfo(np.float32).eps
+    return np.where(empty, 1.0, inter / np.where(empty, 1.0, areas - inter))
 
 
 def _nms(boxes: np.ndarray, scores: np.ndarray) -> list[int]:
