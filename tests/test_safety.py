@@ -315,3 +315,23 @@ def test_cli_safety(tmp_path: Path) -> None:
         Config(nudenet_classes=("NUDITY",))
     with pytest.raises(ValueError, match="classifier must be one of"):
         Config(classifier="magic")
+
+
+def test_paper_sfw_pipeline_is_the_paper_pipeline_with_dedup_and_safety() -> None:
+    from surd.pipeline import load_pipeline
+    from surd.stages import build_config, get_stage
+
+    paper = load_pipeline(REPO / "pipelines/paper.yaml").steps
+    sfw = load_pipeline(REPO / "pipelines/paper_sfw.yaml").steps
+    assert [s.stage for s in sfw] == ["ingest", "dedup", "caption", "clip_filter", "safety", "review", "embed",
+                                      "train_adapter"]
+    same = {s.stage: s.config for s in paper}
+    for step in sfw:
+        if step.stage in ("ingest", "caption", "embed", "train_adapter"):
+            assert step.config == same[step.stage], step.stage
+    steps = {s.stage: s.config for s in sfw}
+    assert build_config(get_stage("dedup"), steps["dedup"]).max_distance == 8
+    cf = build_config(get_stage("clip_filter"), steps["clip_filter"])
+    sf = build_config(get_stage("safety"), {**steps["safety"], "head": "tiny"})  # the head file is downloaded
+    assert cf.store_embedding and (sf.clip_model, sf.clip_pretrained) == (cf.model, cf.pretrained)  # reused
+    assert steps["safety"]["head"].endswith("clip_ViT-B-32_openai_binary_nsfw_head.pth") and sf.threshold == 0.5

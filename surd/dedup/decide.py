@@ -68,11 +68,16 @@ def first_wins(hashes: Sequence[int] | np.ndarray, max_distance: int,
     if prompts is not None and len(prompts) != len(h):
         raise ValueError(f"{len(prompts)} prompts for {len(h)} hashes")
     values, inverse = np.unique(h, return_inverse=True)
+    inverse = inverse.ravel()
     indptr, nbr, dist = _neighbours(values, max_distance)
     first_kept = [-1] * len(values)  # value id → the first kept sample with that hash
     prompt_owner: dict[str, int] = {}
     drops: list[Drop] = []
-    for s, v in enumerate(inverse.ravel().tolist()):
+    todo = np.arange(len(h))
+    if prompts is None:  # a hash with no copy and no neighbour is kept and never consulted: skip it
+        lonely = (np.bincount(inverse, minlength=len(values)) == 1) & (np.diff(np.asarray(indptr)) == 0)
+        todo = np.flatnonzero(~lonely[inverse])
+    for s, v in zip(todo.tolist(), inverse[todo].tolist()):
         keeper, distance = first_kept[v], 0
         for k in range(indptr[v], indptr[v + 1]):
             other = first_kept[nbr[k]]
