@@ -23,7 +23,7 @@ ingest_app = typer.Typer(help="Create a dataset from a source (local manifest, S
                          "Example: surd ingest manifest manifests/sample/manifest.jsonl --out runs/mine/00_ingest",
                          no_args_is_help=True)
 export_app = typer.Typer(help="Export a dataset to other tools' formats.\n\n"
-                         "Example: surd export prompt2vec runs/sample/04_embed --out prompt2vec.safetensors",
+                         "Example: surd export prompt2vec runs/sample/05_embed --out prompt2vec.safetensors",
                          no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(export_app, name="export")

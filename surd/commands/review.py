@@ -8,7 +8,7 @@ import typer
 
 review_app = typer.Typer(
     help="Manual review: export a dataset for reviewers, serve the review page, import the decisions.\n\n"
-    "Example: surd review export runs/sample/02_clip_filter --out review/ && surd review serve review/",
+    "Example: surd review export runs/sample/04_safety --out review/ && surd review serve review/",
     no_args_is_help=True,
 )
 
@@ -24,7 +24,7 @@ def export_cmd(
 ) -> None:
     """Export a dataset for manual review.
 
-    Example: surd review export runs/sample/02_clip_filter --out review/ --split 2
+    Example: surd review export runs/sample/04_safety --out review/ --split 2
     """
     from surd.cli import fail
     from surd.review.export import ExportConfig, export_review
@@ -64,7 +64,7 @@ def import_cmd(
 ) -> None:
     """Apply review decisions: keep accepted samples, reject the rest with a reason (nothing if any file is bad).
 
-    Example: surd review import runs/sample/02_clip_filter review/decisions.json --out runs/sample/03_review
+    Example: surd review import runs/sample/04_safety review/decisions.json --out runs/sample/05_review
     """
     from surd.cli import fail, report
     from surd.review.decisions import DecisionError

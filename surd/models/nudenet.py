@@ -135,7 +135,9 @@ class NudeDetector:
     def __init__(self, path: str, side: int = 320, label: str = ""):
         ort = require("onnxruntime", "safety")
         try:
-            self.session = ort.InferenceSession(path, providers=ort.get_available_providers())
+            available = ort.get_available_providers()  # onnxruntime-gpu lists CUDA; TensorRT needs its own setup
+            providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+            self.session = ort.InferenceSession(path, providers=providers)
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types for bad files
             raise ModelLoadError(f"cannot load the NudeNet ONNX model {path}: {e}") from e
         self.input = self.session.get_inputs()[0].name
