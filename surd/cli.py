@@ -7,7 +7,19 @@ import sys
 import typer
 
 from surd import __version__
-from surd.commands import adapter, caption, clip_filter, datasets, embed, export, ingest, review, run
+from surd.commands import (
+    adapter,
+    caption,
+    clip_filter,
+    datasets,
+    dedup,
+    embed,
+    export,
+    ingest,
+    review,
+    run,
+    safety,
+)
 from surd.runner import ConfigMismatch
 
 app = typer.Typer(
@@ -19,7 +31,7 @@ app = typer.Typer(
 )
 
 # In the order `surd --help` lists them: the pipeline, its stages, then the tools around them.
-for module in (ingest, export, run, datasets, caption, clip_filter, review, embed, adapter):
+for module in (ingest, export, run, datasets, dedup, caption, clip_filter, safety, review, embed, adapter):
     module.register(app)
 
 
