@@ -1,4 +1,5 @@
-"""Source registry: where ingest rows come from (manifests, the SURD folder layout, web APIs and pages, URL lists).
+"""Source registry: where ingest rows come from (manifests, image folders, web APIs and pages, URL lists, several
+at once).
 
 What a source module defines is the `Source` protocol below (checked for every registered source by the tests).
 """
@@ -15,7 +16,8 @@ from surd.registry import Registry
 
 SOURCES = Registry("source", {
     "manifest": "surd.sources.manifest",
-    "surd_folder": "surd.sources.surd_folder",
+    "folder": "surd.sources.folder",
+    "surd_folder": "surd.sources.folder",  # the name before every folder layout was read: old pipelines keep working
     "urls": "surd.sources.urls",
     "civitai": "surd.sources.civitai",
     "lexica": "surd.sources.lexica",
