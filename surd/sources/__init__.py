@@ -2,6 +2,8 @@
 at once).
 
 What a source module defines is the `Source` protocol below (checked for every registered source by the tests).
+A source made of other sources (``multi``) also defines ``bind(cfg, build, load)``: `build_source_config` hands
+it this registry's own functions, so it never imports the registry that names it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ SOURCES = Registry("source", {
     "lexica": "surd.sources.lexica",
     "diffusiondb": "surd.sources.diffusiondb",
     "sdonline": "surd.sources.sdonline",
+    "multi": "surd.sources.multi",
 })
 
 
@@ -57,4 +60,6 @@ def build_source_config(name: str, path: str, options: dict[str, Any]) -> Any:
     unknown = sorted(set(values) - fields)
     if unknown:
         raise ValueError(f"unknown option(s) {unknown} for source {name!r}; valid: {', '.join(sorted(fields))}")
-    return module.Config(**values)
+    cfg = module.Config(**values)
+    bind = getattr(module, "bind", None)
+    return bind(cfg, build_source_config, get_source) if bind else cfg
