@@ -12,9 +12,9 @@
 # Needs python3 >= 3.10 (another one: PYTHON=/path/to/python3.12). As root with apt (Debian/Ubuntu) it installs
 # what is missing: python3 + python3-venv (a bare image) and Debian's chromium + chromium-driver.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+REPO=$(cd "$(dirname "$0")/.." && pwd -P)
 
-VENV=${SURD_VENV:-.venv}
+VENV=${SURD_VENV:-$REPO/.venv}
 BROWSER=1
 DRY=0
 while [ $# -gt 0 ]; do
@@ -27,6 +27,9 @@ while [ $# -gt 0 ]; do
     *) echo "setup.sh: unknown option $1 (see scripts/setup.sh --help)" >&2; exit 2 ;;
   esac
 done
+
+case "$VENV" in /*) ;; *) VENV="$PWD/$VENV" ;; esac  # relative to where the script was called from
+cd "$REPO"
 
 TORCH=(torch==2.14.1 torchvision==0.29.1)  # CPU works; the Linux wheels also run on CUDA GPUs
 STAMP="$VENV/.surd-setup"
@@ -57,7 +60,7 @@ venv_works() { [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import sys' 2
 
 # This checkout, not an older clone, is what the venv's `surd` imports (a cached venv outlives its clone).
 linked_here() {
-  [ "$(cd / && "$VENV/bin/python" -c 'import os, surd; print(os.path.dirname(os.path.dirname(os.path.realpath(surd.__file__))))' 2>/dev/null)" = "$(pwd -P)" ]
+  [ "$(cd / && "$VENV/bin/python" -c 'import os, surd; print(os.path.dirname(os.path.dirname(os.path.realpath(surd.__file__))))' 2>/dev/null)" = "$REPO" ]
 }
 
 install_venv() {
