@@ -119,10 +119,10 @@ def test_paper_pipeline_without_network_stops_at_once_saying_what_to_do(tmp_path
     ingest = doc["stages"][0]["config"]
     assert ingest["source"] == "multi"
     names = [e["source"] for e in ingest["options"]["sources"]]
-    assert names == ["civitai", "lexica"]  # the paper's web sources (Stable Diffusion Online joins when surd has it)
+    assert names == ["civitai", "lexica", "sdonline"]  # the paper's three web sources
     dead = f"http://127.0.0.1:{_closed_port()}"
     for entry in ingest["options"]["sources"]:  # the real file, with its API roots on a closed local port
-        entry["options"].update(base_url=dead, http={"allowed_networks": ["127.0.0.0/8"]})
+        entry["options"].update(base_url=dead, http={"allowed_networks": ["127.0.0.0/8"], "respect_robots": True})
     pipeline = tmp_path / "paper.yaml"
     pipeline.write_text(yaml.safe_dump(doc))
     start = time.monotonic()

@@ -17,7 +17,7 @@ from urllib.parse import urlencode, urlsplit
 from surd.fetch.http import DownloadConfig, get_json
 from surd.sources import lexica_infinite
 from surd.sources.rows import make_row
-from surd.sources.web_state import PageLog, require_network
+from surd.sources.web_state import NetworkGate, PageLog
 
 MODES = ("search", "cursor")
 
@@ -96,12 +96,11 @@ def list_rows(cfg: Config, state_dir: Path) -> Iterator[dict[str, Any]]:
     log = PageLog(Path(state_dir) / "lexica_pages.jsonl", {"base_url": cfg.base_url, "queries": list(cfg.queries)})
     saved = {page["cursor"]: page["items"] for page in log.pages()}
     dl = DownloadConfig(**cfg.http)
-    budget, n, probed = cfg.max_items or float("inf"), 0, False
+    budget, n = cfg.max_items or float("inf"), 0
+    online = NetworkGate("lexica", cfg.base_url, dl, state_dir)
     for query in cfg.queries:
         if query not in saved:
-            if not probed:  # before the first live request only: a finished listing replays offline
-                require_network("lexica", cfg.base_url, dl, Path(state_dir))
-                probed = True
+            online.check()
             data = get_json(f"{cfg.base_url.rstrip('/')}/api/v1/search?{urlencode({'q': query})}", dl)
             saved[query] = [i for i in data.get("images") or [] if isinstance(i, dict)]
             log.append({"cursor": query, "next": None, "items": saved[query]})

@@ -75,3 +75,17 @@ def require_network(source: str, url: str, http: DownloadConfig, state_dir: Path
             "listing resumes there. To build from files you already have, use `surd ingest folder` or `surd ingest "
             "manifest` (in a pipeline: source: folder or manifest)."
         ) from e
+
+
+class NetworkGate:
+    """`require_network` once, just before a listing's first live request: a listing replayed whole from its state
+    folder never asks, so a finished ingest reruns offline."""
+
+    def __init__(self, source: str, url: str, http: DownloadConfig, state_dir: Path) -> None:
+        self.args = (source, url, http, Path(state_dir))
+        self.open = False
+
+    def check(self) -> None:
+        if not self.open:
+            require_network(*self.args)
+            self.open = True
