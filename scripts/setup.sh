@@ -39,9 +39,9 @@ say() { echo "setup: $*"; }
 run() { echo "+ $*"; if [ "$DRY" = 0 ]; then "$@"; fi; }
 fail() { echo "setup: $*" >&2; exit 1; }
 can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
-apt_install() {
+apt_install() {  # apt_install [--no-install-recommends] PACKAGE...
   run apt-get update -qq
-  run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+  run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
 }
 
 find_python() {
@@ -67,13 +67,13 @@ install_venv() {
   local py
   if ! py=$(find_python); then
     can_apt || fail "needs python3 >= 3.10: install it (Debian/Ubuntu: apt-get install python3 python3-venv), or point PYTHON at one"
-    apt_install python3 python3-venv
+    apt_install --no-install-recommends python3 python3-venv
     [ "$DRY" = 1 ] && py=python3 || py=$(find_python) || fail "apt's python3 is older than 3.10: point PYTHON at a python3 >= 3.10"
   fi
   if ! venv_works; then
     if ! "$py" -c 'import ensurepip, venv' 2>/dev/null; then  # Debian splits venv/ensurepip into python3-venv
       can_apt || fail "$py cannot make virtual environments: install python3-venv (apt-get install python3-venv) and rerun"
-      apt_install python3-venv
+      apt_install --no-install-recommends python3-venv
     fi
     run rm -rf "$VENV"
     run "$py" -m venv "$VENV"
