@@ -25,7 +25,7 @@ from surd.sample import make_key
 from .conftest import jpeg_bytes, png_bytes
 from .hf_datasets import load
 
-# The two rows of the official data_collect sample, verbatim (its metadata.jsonl; prompts shortened by nothing).
+# The two rows of the official data_collect sample, verbatim from its metadata.jsonl.
 OFFICIAL_ROWS = [
     {"file_name": "dd9b038c-bd15-43ab-86ab-66e145ad7ff2", "text": "a woman in a black dress holding a golden zodiac sign",
      "prompt": "8k portrait of beautiful cyborg with brown hair, intricate, elegant, highly detailed, majestic, digital "

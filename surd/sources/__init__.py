@@ -53,7 +53,7 @@ def get_source(name: str) -> ModuleType:
 def build_source_config(name: str, path: str, options: dict[str, Any]) -> Any:
     """The source's Config from ingest's ``path`` + ``options``; unknown option names are listed in the error."""
     module = get_source(name)
-    fields = {f.name for f in dataclasses.fields(module.Config)}
+    fields = {f.name for f in dataclasses.fields(module.Config) if f.init}
     values = dict(options or {})
     if "path" in fields and path:
         values.setdefault("path", path)

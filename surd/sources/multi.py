@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from types import ModuleType
@@ -47,8 +47,9 @@ class Config:
     """``sources``: a list of ``{source, name, path, options, max_items}`` mappings (see the module docstring)."""
 
     sources: tuple[dict[str, Any], ...] = ()
-    entries: tuple[Entry, ...] = field(default=(), compare=False, repr=False)  # filled by `bind`
-    load: Callable[[str], ModuleType] | None = field(default=None, compare=False, repr=False)
+    # Filled by `bind`, not options: each entry's own Config, and the registry's loader.
+    entries: tuple[Entry, ...] = field(default=(), init=False, compare=False, repr=False)
+    load: Callable[[str], ModuleType] | None = field(default=None, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sources", tuple(self.sources or ()))
@@ -86,7 +87,10 @@ def bind(cfg: Config, build: Callable[[str, str, dict[str, Any]], Any], load: Ca
             msg = err.args[0] if isinstance(err, KeyError) and err.args else err
             raise type(err)(f"ingest sources[{i}] ({name}): {msg}") from err
         entries.append(Entry(name, source, int(e.get("max_items") or 0), sub))
-    return replace(cfg, entries=tuple(entries), load=load)
+    bound = Config(sources=cfg.sources)
+    object.__setattr__(bound, "entries", tuple(entries))  # frozen: set once, here
+    object.__setattr__(bound, "load", load)
+    return bound
 
 
 def list_rows(cfg: Config, state_dir: Path) -> Iterator[dict[str, Any]]:
