@@ -45,10 +45,10 @@ def version_cmd() -> None:
 
 
 def main() -> None:
-    """Console entry point: bad arguments and missing inputs print one line and exit 2."""
+    """Console entry point: bad arguments, missing inputs and unreachable hosts print one line and exit 2."""
     try:
         app()
-    except (ValueError, FileNotFoundError, KeyError, ConfigMismatch, ImportError) as e:
+    except (ValueError, FileNotFoundError, KeyError, ConfigMismatch, ImportError, ConnectionError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
         sys.exit(2)
