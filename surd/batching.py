@@ -32,7 +32,11 @@ def decode_rgb(sample: Sample) -> Any:
     for ext in IMAGE_MEMBERS:
         data = sample.get(ext)
         if data:
-            with Image.open(io.BytesIO(data)) as img:
+            try:
+                img = Image.open(io.BytesIO(data))
+            except Image.UnidentifiedImageError:  # its message holds a memory address: outputs must be reproducible
+                raise ValueError(f"the {ext} member is not an image Pillow can read ({len(data)} bytes)") from None
+            with img:
                 return img.convert("RGB")
     raise ValueError(f"no image member ({', '.join(IMAGE_MEMBERS)}) in sample {sample.get('__key__')}")
 

@@ -7,7 +7,19 @@ import sys
 import typer
 
 from surd import __version__
-from surd.commands import adapter, caption, clip_filter, datasets, embed, export, ingest, review, run
+from surd.commands import (
+    adapter,
+    caption,
+    clip_filter,
+    datasets,
+    dedup,
+    embed,
+    export,
+    ingest,
+    review,
+    run,
+    safety,
+)
 from surd.runner import ConfigMismatch
 
 app = typer.Typer(
@@ -19,7 +31,7 @@ app = typer.Typer(
 )
 
 # In the order `surd --help` lists them: the pipeline, its stages, then the tools around them.
-for module in (ingest, export, run, datasets, caption, clip_filter, review, embed, adapter):
+for module in (ingest, export, run, datasets, dedup, caption, clip_filter, safety, review, embed, adapter):
     module.register(app)
 
 
@@ -33,10 +45,10 @@ def version_cmd() -> None:
 
 
 def main() -> None:
-    """Console entry point: bad arguments and missing inputs print one line and exit 2."""
+    """Console entry point: bad arguments, missing inputs and unreachable hosts print one line and exit 2."""
     try:
         app()
-    except (ValueError, FileNotFoundError, KeyError, ConfigMismatch, ImportError) as e:
+    except (ValueError, FileNotFoundError, KeyError, ConfigMismatch, ImportError, ConnectionError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
         sys.exit(2)

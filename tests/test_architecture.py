@@ -26,7 +26,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [  # top first
     ("runner", ("surd.runner",)),
     ("executors", ("surd.executors",)),
     ("task", ("surd.task",)),
-    ("work", ("surd.stages", "surd.sources", "surd.review", "surd.embed", "surd.adapter", "surd.eval")),
+    ("work", ("surd.stages", "surd.sources", "surd.review", "surd.embed", "surd.adapter", "surd.eval", "surd.dedup",
+              "surd.export")),
     ("ground", ("surd.registry", "surd.deps", "surd.files", "surd.sample", "surd.shards", "surd.images",
                 "surd.batching", "surd.fetch", "surd.models", "surd.storage")),
 ]

@@ -175,8 +175,9 @@ def _pipeline_file(path: Path, **top) -> Path:
     doc["name"] = "cluster"
     doc["stages"] = [s for s in doc["stages"] if s["stage"] != "train_adapter"]
     doc["stages"][0]["config"].update(_ingest_cfg(top.pop("manifest")))
-    for step in doc["stages"][1:]:
-        step["resources"] = {"num_gpus": 1, "num_cpus": 1}
+    for step in doc["stages"]:
+        if get_stage(step["stage"]).USES_GPU:  # the model stages: one GPU per actor
+            step["resources"] = {"num_gpus": 1, "num_cpus": 1}
     doc.update(top)
     path.write_text(yaml.safe_dump(doc))
     return path
@@ -189,7 +190,8 @@ def test_sample_pipeline_on_two_nodes_survives_losing_one(cluster, bucket, tmp_p
     runs = bucket + "/runs"
     pipe = _pipeline_file(tmp_path / "cluster.yaml", manifest=bucket + "/manifests/sample/manifest.jsonl",
                           runs_dir=runs, executor="ray", address=cluster.address, workers=2)
-    caption = runs + "/cluster/01_caption"
+    stages = [s["stage"] for s in yaml.safe_load(pipe.read_text())["stages"]]
+    caption = f"{runs}/cluster/{stages.index('caption'):02d}_caption"
     killed: dict[str, object] = {}
 
     def kill_mid_caption() -> None:
@@ -213,4 +215,4 @@ def test_sample_pipeline_on_two_nodes_survives_losing_one(cluster, bucket, tmp_p
     assert "lost with its worker (" in proc.stderr and "rerunning it on a new actor" in proc.stderr
     assert _alive_nodes(cluster) == 1
     remote = output_digests(runs + "/cluster")
-    assert len(remote) == 4 * 16 and remote == output_digests(str(tmp_path / "local" / "cluster"))
+    assert len(remote) == 16 * len(stages) and remote == output_digests(str(tmp_path / "local" / "cluster"))

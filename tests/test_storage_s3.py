@@ -43,6 +43,14 @@ def bucket(s3):
     return url
 
 
+SAMPLE_STAGES = [s["stage"] for s in yaml.safe_load((REPO / "pipelines" / "sample.yaml").read_text())["stages"]]
+
+
+def stage_dir(stage: str) -> str:
+    """The sample pipeline's folder for *stage*, NN_<stage>."""
+    return f"{SAMPLE_STAGES.index(stage):02d}_{stage}"
+
+
 def _pipeline(tmp_path, **top) -> str:
     doc = yaml.safe_load((REPO / "pipelines" / "sample.yaml").read_text())
     doc.update(top)
@@ -82,11 +90,12 @@ def s3_run(bucket, tmp_path_factory):
 
 def test_sample_pipeline_from_and_to_s3_equals_local(local_run, s3_run, bucket):
     _, results, _ = s3_run
-    assert [s.stage for s, _ in results] == ["ingest", "caption", "clip_filter", "embed", "train_adapter"]
+    assert [s.stage for s, _ in results] == SAMPLE_STAGES
     assert all(getattr(res, "ok", True) for _, res in results)
     local, remote = output_digests(str(local_run)), output_digests(bucket + "/runs")
-    assert len(local) == 19 and remote == local
-    assert results[-1][1]["adapter"] == bucket + "/runs/sample/04_train_adapter"  # trained from s3 shards, to s3
+    shard_stages = len(SAMPLE_STAGES) - 1  # each writes 2 shards (tar + parquet); training 3 safetensors
+    assert len(local) == 4 * shard_stages + 3 and remote == local
+    assert results[-1][1]["adapter"] == f"{bucket}/runs/sample/{stage_dir('train_adapter')}"  # from s3 shards, to s3
 
 
 def test_no_credential_or_endpoint_is_saved(s3_run, bucket, s3):
@@ -107,7 +116,7 @@ def test_training_into_s3_resumes_on_another_machine_without_training_again(s3_r
     """A fresh machine (an empty local mirror) reruns the pipeline: the finished adapter's checkpoints come down from
     the bucket, so no step is trained again and the published adapter keeps its bytes."""
     pipe, _, _ = s3_run
-    adapter = bucket + "/runs/sample/04_train_adapter"
+    adapter = f"{bucket}/runs/sample/{stage_dir('train_adapter')}"
     before = output_digests(adapter)
     log_before = storage.read_text(adapter + "/log.csv")
     monkeypatch.setenv("SURD_CACHE_DIR", str(tmp_path / "machine-2"))
@@ -212,7 +221,7 @@ def test_review_export_and_stats_read_s3(s3_run, bucket, tmp_path):
     from surd.cli import app
     from surd.review.export import ExportConfig, export_review
 
-    dataset = bucket + "/runs/sample/02_clip_filter"
+    dataset = f"{bucket}/runs/sample/{stage_dir('clip_filter')}"
     res = export_review(dataset, bucket + "/review", ExportConfig(format="csv"), progress=False)
     kept = sum(st["kept"] for st in shards.read_stats(dataset).values())
     assert res.n == kept and res.batches == [bucket + "/review"]

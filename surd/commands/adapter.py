@@ -39,7 +39,7 @@ def train_adapter_cmd(
 ) -> None:
     """Train the SUR-adapter with the base model frozen; multi-GPU with `accelerate launch -m surd train-adapter`.
 
-    Example: surd train-adapter runs/sample/04_embed --base runwayml/stable-diffusion-v1-5 --out runs/adapter
+    Example: surd train-adapter runs/sample/05_embed --base runwayml/stable-diffusion-v1-5 --out runs/adapter
     """
     from surd.adapter.train import train_adapter  # imports torch at module level
 

@@ -5,13 +5,14 @@ Local sources read files; web sources go through the polite, safe downloader (`s
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import typer
 
 from surd.commands.common import ADDRESS, EXECUTOR, RETRIES, WORKERS, run_and_report
 
-ingest_app = typer.Typer(help="Create a dataset from a source (local manifest, SURD folder, web APIs, URL lists).\n\n"
+ingest_app = typer.Typer(help="Create a dataset from a source (local manifest, image folder, web APIs, URL lists).\n\n"
                          "Example: surd ingest manifest manifests/sample/manifest.jsonl --out runs/mine/00_ingest",
                          no_args_is_help=True)
 
@@ -98,17 +99,24 @@ def ingest_manifest(
 
 @ingest_app.command("folder")
 def ingest_folder(
-    folder: str = typer.Argument(..., help="Folder with images and metadata.jsonl (file_name, text, prompt)."),
+    folder: Path = typer.Argument(..., help="Folder of images + metadata.jsonl/.csv (file_name, text, prompt)."),
     out: str = typer.Option(..., "--out", "-o", help="Output dataset directory (or URL)."),
-    size: int = SIZE, resize_mode: str = MODE, quality: int = QUALITY, shard_size: int = SHARD,
+    prompt_col: str = typer.Option("prompt", help="Metadata column with the complex prompt."),
+    simple_col: str = typer.Option("text", help="Metadata column with the simple prompt (BLIP caption)."),
+    image_col: str = typer.Option("file_name", help="Metadata column with the image file name."),
+    source_name: str = typer.Option("surd", help="Source name when the metadata has no source column."),
+    size: int = SIZE, resize_mode: str = MODE, resample: str = RESAMPLE, quality: int = QUALITY,
+    min_size: int = MIN_SIZE, shard_size: int = SHARD,
     workers: int = WORKERS, retries: int = RETRIES, executor: str = EXECUTOR, address: str = ADDRESS,
 ) -> None:
-    """Import a dataset in the official SUR-adapter layout (the released SURD imports as is).
+    """Import an image folder: the official SUR-adapter layouts, Hugging Face imagefolder, `surd export imagefolder`.
 
-    Example: surd ingest folder SURD/ --out runs/surd/00_ingest
+    Example: surd ingest folder SUR-adapter/data_collect --out runs/surd/00_ingest
     """
-    run_ingest("surd_folder", str(folder), out, size=size, resize_mode=resize_mode, quality=quality,
-               shard_size=shard_size, workers=workers, retries=retries, executor=executor, address=address)
+    opts = dict(prompt_col=prompt_col, simple_col=simple_col, image_col=image_col, source_name=source_name)
+    image = image_options(size, resize_mode, quality, min_size, shard_size, resample)
+    run_ingest("folder", str(folder), out, options=opts, workers=workers, retries=retries, executor=executor,
+               address=address, **image)
 
 
 def civitai(

@@ -22,7 +22,7 @@ from surd.review.site import site_dirs
 
 review_app = typer.Typer(
     help="Manual review: export a dataset for reviewers, serve the review page, follow progress, import decisions.\n\n"
-    "Example: surd review export runs/sample/02_clip_filter --out review/ && surd review serve review/",
+    "Example: surd review export runs/sample/04_safety --out review/ && surd review serve review/",
     no_args_is_help=True,
 )
 
@@ -40,7 +40,7 @@ def export_cmd(
 ) -> None:
     """Export a dataset for manual review.
 
-    Example: surd review export runs/sample/02_clip_filter --out review/ --split 3 --overlap 0.1
+    Example: surd review export runs/sample/04_safety --out review/ --split 3 --overlap 0.1
     """
     cfg = ExportConfig(format=fmt, split=split, overlap=overlap, thumb_size=thumb_size,
                        image_url_prefix=image_url_prefix)
@@ -159,7 +159,7 @@ def import_cmd(
 ) -> None:
     """Apply review decisions: print the reviewers' agreement, settle disagreements, keep accepted samples.
 
-    Example: surd review import runs/x/02_clip_filter review/batch_*/decisions.jsonl --out runs/x/03_review --conflict adjudicate
+    Example: surd review import runs/x/04_safety review/batch_*/decisions.jsonl --out runs/x/05_review --conflict adjudicate
     """
     if conflict not in CONFLICT_RULES:
         fail(f"--conflict must be one of {', '.join(CONFLICT_RULES)}, got {conflict!r}")

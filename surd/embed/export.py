@@ -22,7 +22,8 @@ from tqdm import tqdm
 
 from surd import storage
 from surd.deps import require
-from surd.shards import iter_dataset, write_bytes_atomic
+from surd.files import write_bytes_atomic
+from surd.shards import iter_dataset
 
 FORMATS = ("safetensors", "pt")
 RECORD_KEYS = ("model", "revision", "layer", "pooling", "final_norm", "dim")

@@ -110,12 +110,17 @@ def load_clip(model: str = DEFAULT_MODEL, pretrained: str = DEFAULT_PRETRAINED, 
         transform = require("open_clip.transform", "clip")
         preprocess = transform.image_transform_v2(transform.PreprocessCfg(**pp_cfg), is_train=False)
         tokenizer = open_clip.get_tokenizer(DEFAULT_MODEL if model == TINY or os.path.isdir(model) else model)
-        label = str(Path(model).expanduser().resolve()) if os.path.isdir(os.path.expanduser(model)) else model
-        pre_label = str(Path(pretrained).expanduser().resolve()) if pretrained and os.path.isfile(
-            os.path.expanduser(pretrained)) else pretrained
-        return ClipModel(net, preprocess, tokenizer, dev, dt, label, pre_label)
+        return ClipModel(net, preprocess, tokenizer, dev, dt, *clip_labels(model, pretrained))
 
     return _MODELS.get((model, pretrained, device, dtype), build)
+
+
+def clip_labels(model: str, pretrained: str) -> tuple[str, str]:
+    """The (model, pretrained) a loaded CLIP records: local folders and checkpoint files as resolved paths."""
+    label = str(Path(model).expanduser().resolve()) if os.path.isdir(os.path.expanduser(model)) else model
+    pre_label = str(Path(pretrained).expanduser().resolve()) if pretrained and os.path.isfile(
+        os.path.expanduser(pretrained)) else pretrained
+    return label, pre_label
 
 
 def token_count(tokenizer: Any, text: str) -> int:

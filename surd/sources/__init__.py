@@ -1,6 +1,9 @@
-"""Source registry: where ingest rows come from (manifests, the SURD folder layout, web APIs and pages, URL lists).
+"""Source registry: where ingest rows come from (manifests, image folders, web APIs and pages, URL lists, several
+at once).
 
 What a source module defines is the `Source` protocol below (checked for every registered source by the tests).
+A source made of other sources (``multi``) also defines ``bind(cfg, build, load)``: `build_source_config` hands
+it this registry's own functions, so it never imports the registry that names it.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ from surd.registry import Registry
 
 SOURCES = Registry("source", {
     "manifest": "surd.sources.manifest",
-    "surd_folder": "surd.sources.surd_folder",
+    "folder": "surd.sources.folder",
+    "surd_folder": "surd.sources.folder",  # the name before every folder layout was read: old pipelines keep working
     "urls": "surd.sources.urls",
     "civitai": "surd.sources.civitai",
     "lexica": "surd.sources.lexica",
     "diffusiondb": "surd.sources.diffusiondb",
     "sdonline": "surd.sources.sdonline",
+    "multi": "surd.sources.multi",
 })
 
 
@@ -48,11 +53,13 @@ def get_source(name: str) -> ModuleType:
 def build_source_config(name: str, path: str, options: dict[str, Any]) -> Any:
     """The source's Config from ingest's ``path`` + ``options``; unknown option names are listed in the error."""
     module = get_source(name)
-    fields = {f.name for f in dataclasses.fields(module.Config)}
+    fields = {f.name for f in dataclasses.fields(module.Config) if f.init}
     values = dict(options or {})
     if "path" in fields and path:
         values.setdefault("path", path)
     unknown = sorted(set(values) - fields)
     if unknown:
         raise ValueError(f"unknown option(s) {unknown} for source {name!r}; valid: {', '.join(sorted(fields))}")
-    return module.Config(**values)
+    cfg = module.Config(**values)
+    bind = getattr(module, "bind", None)
+    return bind(cfg, build_source_config, get_source) if bind else cfg

@@ -17,7 +17,7 @@ from surd import storage
 from surd.fetch.http import DownloadConfig, get_json
 from surd.sources.civitai_shapes import read_item
 from surd.sources.rows import make_row
-from surd.sources.web_state import PageLog
+from surd.sources.web_state import NetworkGate, PageLog
 
 SORTS = ("Most Reactions", "Most Comments", "Most Collected", "Newest", "Oldest")
 PERIODS = ("AllTime", "Year", "Month", "Week", "Day")
@@ -148,10 +148,12 @@ def list_rows(cfg: Config, state_dir: str) -> Iterator[dict[str, Any]]:
     budget = cfg.max_items or float("inf")
     cursor, finished, n, sent, empty_run = None, False, 0, set(), 0
     dl, headers = DownloadConfig(**cfg.http), _headers(cfg)
+    online = NetworkGate("civitai", cfg.base_url, dl, state_dir)
     saved = iter(log.pages())
     while not finished and n < budget:
         page = next(saved, None)
         if page is None:
+            online.check()
             page = _fetch_page(cfg, cursor, dl, headers)
             log.append(page)
         for item in page["items"]:

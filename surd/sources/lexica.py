@@ -17,7 +17,7 @@ from surd import storage
 from surd.fetch.http import DownloadConfig, get_json
 from surd.sources import lexica_infinite
 from surd.sources.rows import make_row
-from surd.sources.web_state import PageLog
+from surd.sources.web_state import NetworkGate, PageLog
 
 MODES = ("search", "cursor")
 
@@ -98,8 +98,10 @@ def list_rows(cfg: Config, state_dir: str) -> Iterator[dict[str, Any]]:
     saved = {page["cursor"]: page["items"] for page in log.pages()}
     dl = DownloadConfig(**cfg.http)
     budget, n = cfg.max_items or float("inf"), 0
+    online = NetworkGate("lexica", cfg.base_url, dl, state_dir)
     for query in cfg.queries:
         if query not in saved:
+            online.check()
             data = get_json(f"{cfg.base_url.rstrip('/')}/api/v1/search?{urlencode({'q': query})}", dl)
             saved[query] = [i for i in data.get("images") or [] if isinstance(i, dict)]
             log.append({"cursor": query, "next": None, "items": saved[query]})

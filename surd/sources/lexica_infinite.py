@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 from surd import storage
 from surd.fetch.http import DownloadConfig, post_json
-from surd.sources.web_state import PageLog
+from surd.sources.web_state import NetworkGate, PageLog
 
 SEARCH_MODES = ("images", "trending")
 LISTING_SOURCES = ("search", "home")
@@ -80,11 +80,13 @@ def list_rows(cfg: Any, state_dir: str, item_row: Callable[..., dict[str, Any]])
     dl, site = DownloadConfig(**cfg.http), cfg.base_url.rstrip("/")
     budget, n = cfg.max_items or float("inf"), 0
     api = site + ENDPOINT
+    online = NetworkGate("lexica", site, dl, state_dir)
     for query in cfg.queries:
         cursor, sent, pages = 0, set(), 0
         while not (cfg.max_pages and pages >= cfg.max_pages):
             page = saved.get((query, json.dumps(cursor)))
             if page is None:
+                online.check()
                 page = fetch_page(cfg, query, cursor, dl)
                 log.append(page)
             pages += 1

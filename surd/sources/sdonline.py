@@ -22,7 +22,7 @@ from surd.fetch.http import DownloadConfig, client_for
 from surd.fetch.result import FetchError
 from surd.sources.rows import make_row
 from surd.sources.sdonline_html import clean_prompt, parse_detail, parse_listing
-from surd.sources.web_state import PageLog
+from surd.sources.web_state import NetworkGate, PageLog
 
 TRANSIENT = ("http_5xx_exhausted", "http_429_exhausted", "http_408_exhausted", "timeout", "connection_error",
              "robots_unreachable")  # fmt: skip  # worth a rerun: the run stops and resumes, nothing is rejected
@@ -128,10 +128,11 @@ def _cross_check(html: dict[str, Any], editor: dict[str, Any]) -> tuple[str, str
 
 
 def _details(cards: list[dict[str, Any]], saved: dict[str, dict[str, Any]], log: PageLog,
-             dl: DownloadConfig) -> list[dict[str, Any]]:
+             dl: DownloadConfig, online: NetworkGate) -> list[dict[str, Any]]:
     """Each card's detail page: saved ones replayed, the rest fetched concurrently and saved (in card order)."""
     todo = [c["url"] for c in cards if c["url"] not in saved]
     if todo:
+        online.check()
         with ThreadPoolExecutor(min(dl.threads, len(todo)), thread_name_prefix="surd-sdonline") as pool:
             futures = [pool.submit(fetch_detail, url, dl) for url in dict.fromkeys(todo)]
         failure = None
@@ -156,16 +157,18 @@ def list_rows(cfg: Config, state_dir: str) -> Iterator[dict[str, Any]]:
     listings = {p["url"]: p for p in log.pages() if p["kind"] == "listing"}
     saved = {p["url"]: p for p in log.pages() if p["kind"] == "detail"}
     dl, budget, n = DownloadConfig(**cfg.http), cfg.max_items or float("inf"), 0
+    online = NetworkGate("sdonline", cfg.base_url, dl, state_dir)
     for keyword in cfg.keywords:
         url, seen = f"{cfg.base_url.rstrip('/')}/prompts/{keyword}", set()
         while url and url not in seen and not (cfg.max_pages and len(seen) >= cfg.max_pages) and n < budget:
             seen.add(url)
             listing = listings.get(url)
             if listing is None:
+                online.check()
                 listing = listings[url] = fetch_listing(url, keyword, dl)
                 log.append(listing)
             cards = listing["cards"][: int(min(len(listing["cards"]), budget - n))]
-            pages = _details(cards, saved, log, dl)
+            pages = _details(cards, saved, log, dl, online)
             if all(not p.get("record", {"recognised": True})["recognised"] for p in pages):
                 raise RuntimeError(f"none of the {len(pages)} detail pages listed on {url} has the expected layout "
                                    "(Prompt block or editor link): the site changed; update "

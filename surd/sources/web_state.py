@@ -6,6 +6,9 @@ resumes with no duplicate and no gap. A torn last line (a crash mid-write) is dr
 When the state folder is a URL (an object store, where nothing can be appended to), the log is a folder of
 objects instead, ``<name>.jsonl.d/query.json`` and one ``page-NNNNNNNN.json`` per page; each put is whole or absent,
 so there is no torn page to drop.
+
+Before its first live request a listing checks that the API's host is there (`require_network`), so an offline run
+stops at once with what to do instead of retrying every request.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from surd import storage
+from surd.fetch.http import DownloadConfig
+from surd.fetch.probe import Unreachable, check_reachable
 
 
 class PageLog:
@@ -90,3 +95,30 @@ class PageLog:
 
 def _line(record: dict[str, Any]) -> bytes:
     return (json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def require_network(source: str, url: str, http: DownloadConfig, state_dir: str | Path) -> None:
+    """Raise `Unreachable` with the fix when *url*'s host cannot be reached (nothing is listed then)."""
+    try:
+        check_reachable(url, http)
+    except Unreachable as e:
+        raise Unreachable(
+            f"{source}: cannot reach {url}: {e}. Listing {source} needs the network: connect this machine (or run "
+            f"where it is connected) and rerun the same command; pages listed so far stay in {state_dir} and the "
+            "listing resumes there. To build from files you already have, use `surd ingest folder` or `surd ingest "
+            "manifest` (in a pipeline: source: folder or manifest)."
+        ) from e
+
+
+class NetworkGate:
+    """`require_network` once, just before a listing's first live request: a listing replayed whole from its state
+    folder never asks, so a finished ingest reruns offline."""
+
+    def __init__(self, source: str, url: str, http: DownloadConfig, state_dir: str | Path) -> None:
+        self.args = (source, url, http, state_dir)
+        self.open = False
+
+    def check(self) -> None:
+        if not self.open:
+            require_network(*self.args)
+            self.open = True

@@ -19,6 +19,8 @@ STAGES = Registry("stage", {
     "clip_filter": "surd.stages.clip_filter",
     "review": "surd.stages.review",
     "embed": "surd.stages.embed",
+    "dedup": "surd.stages.dedup",
+    "safety": "surd.stages.safety",
 })
 
 __all__ = ["STAGES", "build_config", "canonical", "config_to_dict", "get_stage", "json_safe", "list_stages"]

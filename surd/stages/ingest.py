@@ -91,7 +91,8 @@ def _build(row: dict[str, Any], data: bytes | FetchError, cfg: Config) -> Sample
     meta.update(width=img.width, height=img.height, sha256=hashlib.sha256(data).hexdigest(),
                 source_format=img.source_format, converted_from=img.converted_from)
     meta["stages"] = {NAME: {"size": cfg.size, "resize_mode": cfg.resize_mode, "resample": cfg.resample,
-                             "quality": cfg.quality, "image_format": cfg.image_format, "surd": surd.__version__}}
+                             "quality": cfg.quality, "image_format": cfg.image_format, "surd": surd.__version__,
+                             "original_bytes": img.original_bytes}}
     return {"__key__": row["__key__"], "json": meta, img.ext: img.data}
 
 
