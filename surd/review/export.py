@@ -37,7 +37,7 @@ from surd.sample import Sample
 FORMATS = ("site", "labelstudio", "csv")
 IMAGE_EXTS = ("jpg", "jpeg", "webp", "png")
 STATIC_DIR = Path(__file__).parent / "static"
-STATIC_FILES = ("index.html", "app.js", "style.css")
+STATIC_FILES = ("index.html", "sitekit.js", "app.js", "style.css")
 SITE_FORMAT = "surd-review-site"
 CSV_COLUMNS = ("key", "image", "simple_prompt", "complex_prompt", "simple_score", "complex_score", "decision", "note")
 

@@ -133,20 +133,26 @@ class ReviewHandler(SimpleHTTPRequestHandler):
         return self._json(HTTPStatus.OK, {"saved": n})
 
 
-def make_server(review_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 8765) -> ThreadingHTTPServer:
-    """A ready (not yet serving) server for *review_dir*; port 0 picks a free port (see ``server.server_port``)."""
-    state = ReviewState(review_dir)
+def make_server(review_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 8765,
+                state: Any = None) -> ThreadingHTTPServer:
+    """A ready (not yet serving) server for *review_dir*; port 0 picks a free port (see ``server.server_port``).
+
+    ``state`` replaces the review decisions with another document store of the same shape (``root``, ``load()``,
+    ``save(payload)`` raising DecisionError): the eval study page saves its answers through it.
+    """
+    state = state or ReviewState(review_dir)
     handler = type("BoundReviewHandler", (ReviewHandler,), {"state": state})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     return server
 
 
-def serve(review_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 8765) -> None:
+def serve(review_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 8765, state: Any = None,
+          verb: str = "reviewing") -> None:
     """Serve *review_dir* until interrupted."""
-    server = make_server(review_dir, host, port)
+    server = make_server(review_dir, host, port, state)
     root = server.RequestHandlerClass.state.root
-    print(f"reviewing {root}: open http://{host}:{server.server_port}/  (Ctrl+C stops)", flush=True)
+    print(f"{verb} {root}: open http://{host}:{server.server_port}/  (Ctrl+C stops)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

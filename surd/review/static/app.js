@@ -110,12 +110,7 @@
     if (next !== undefined) loadChunk(Math.floor(next / IDX.chunk_size)).catch(() => {});
   }
 
-  function el(tag, cls, text) {
-    const e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined) e.textContent = text; // never innerHTML: prompts are untrusted text
-    return e;
-  }
+  const el = SurdKit.el; // shared page machinery: surd/review/static/sitekit.js
 
   function card(idx, pos) {
     const r = row(idx), key = IDX.keys[idx];
@@ -254,102 +249,55 @@
     }
   }
 
-  const storageKey = "surd-review:" + IDX.site_id;
-
-  function persist() {
-    if (!state.served) {
-      const compact = {};
-      for (const [k, d] of state.decisions) compact[k] = d.note ? [d.decision, d.note] : d.decision;
-      try { localStorage.setItem(storageKey, JSON.stringify(compact)); setSaveStatus("saved", "saved in this browser"); }
-      catch (err) { setSaveStatus("error", "browser storage failed: export your decisions now"); }
-      return;
-    }
-    state.save.dirty = true;
-    setSaveStatus("saving", "saving…");
-    clearTimeout(state.save.timer);
-    state.save.timer = setTimeout(flush, 150);
-  }
-
-  async function flush() {
-    if (state.save.inFlight || !state.save.dirty) return;
-    state.save.inFlight = true;
-    state.save.dirty = false;
-    try {
-      const res = await fetch("api/decisions", {
-        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(toDocument()),
-      });
-      if (!res.ok) throw new Error((await res.json()).error || res.statusText);
-      state.save.error = null;
-    } catch (err) {
-      state.save.error = String(err);
-      state.save.dirty = true;
-    } finally {
-      state.save.inFlight = false;
-    }
-    if (state.save.error) setSaveStatus("error", "not saved: " + state.save.error);
-    else if (state.save.dirty) flush();
-    else setSaveStatus("saved", "saved to disk");
-  }
-
   function setSaveStatus(s, text) { $("save-status").dataset.state = s; $("save-status").textContent = text; }
 
+  const saver = SurdKit.createSaver({
+    save: state.save, apiPath: "api/decisions", served: () => state.served, toDocument,
+    storageKey: () => "surd-review:" + IDX.site_id, onStatus: setSaveStatus,
+    toStorage: () => {
+      const compact = {};
+      for (const [k, d] of state.decisions) compact[k] = d.note ? [d.decision, d.note] : d.decision;
+      return compact;
+    },
+  });
+  const persist = saver.persist;
+
   function loadLocal() {
-    const raw = localStorage.getItem(storageKey);
-    if (!raw) return;
+    const stored = saver.loadStored();
+    if (!stored) return;
     const decisions = {};
-    for (const [k, v] of Object.entries(JSON.parse(raw))) {
+    for (const [k, v] of Object.entries(stored)) {
       decisions[k] = Array.isArray(v) ? { decision: v[0], note: v[1] } : { decision: v, note: "" };
     }
     loadDocument({ format: FORMAT, decisions }, "browser storage");
   }
 
   async function detectServer() {
-    if (!location.protocol.startsWith("http")) return false;
-    try {
-      const res = await fetch("api/decisions", { cache: "no-store" });
-      if (!res.ok) return false;
-      loadDocument(await res.json(), "server");
-      return true;
-    } catch (err) {
-      return false;
-    }
+    const doc = await SurdKit.fetchServerDocument("api/decisions");
+    if (doc === null) return false;
+    loadDocument(doc, "server");
+    return true;
   }
 
-  function exportDecisions() {
-    const blob = new Blob([JSON.stringify(toDocument(), null, 1)], { type: "application/json" });
-    const a = document.createElement("a");
-    a.href = URL.createObjectURL(blob);
-    a.download = "decisions-" + IDX.site_id + ".json";
-    document.body.appendChild(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
-  }
+  function exportDecisions() { SurdKit.downloadJSON(toDocument(), "decisions-" + IDX.site_id + ".json"); }
 
   // ------------------------------------------------------------------ keyboard and controls
-  function onKey(e) {
-    const typing = e.target instanceof HTMLTextAreaElement || e.target instanceof HTMLInputElement;
-    if (e.target === $("d-note")) {
+  function bindKeys() {
+    $("d-note").addEventListener("keydown", (e) => {
       if ((e.key === "Enter" && !e.shiftKey) || e.key === "Escape") { e.preventDefault(); saveNote(); e.target.blur(); }
-      return;
-    }
-    if (typing || e.altKey) return;
-    const k = e.key.toLowerCase();
-    if ((e.ctrlKey || e.metaKey) && k === "z") { e.preventDefault(); undo(); return; }
-    if (e.ctrlKey || e.metaKey) return;
-    const actions = {
+    });
+    SurdKit.bindKeys({
       a: () => decide("accept"), r: () => decide("reject"), u: undo,
       arrowright: () => move(1), arrowdown: () => move(1), j: () => move(1),
       arrowleft: () => move(-1), arrowup: () => move(-1), k: () => move(-1),
       pagedown: () => goTo((pageOf(state.pos) + 1) * state.pageSize),
       pageup: () => goTo((pageOf(state.pos) - 1) * state.pageSize),
       n: () => $("d-note").focus(),
-    };
-    if (actions[k]) { e.preventDefault(); actions[k](); }
+    }, { "ctrl+z": undo });
   }
 
   function wire() {
-    document.addEventListener("keydown", onKey);
+    bindKeys();
     $("d-accept").onclick = () => decide("accept");
     $("d-reject").onclick = () => decide("reject");
     $("d-undo").onclick = undo;
@@ -365,9 +313,6 @@
       try { loadDocument(JSON.parse(await file.text()), file.name); persist(); applyFilter(); }
       catch (err) { alert(String(err)); }
     };
-    window.addEventListener("beforeunload", (e) => {
-      if (state.served && (state.save.dirty || state.save.inFlight)) { flush(); e.preventDefault(); }
-    });
   }
 
   async function main() {
