@@ -31,7 +31,7 @@ GROUPS = {"ingest": ingest_app, "export": export_app}
 
 # Modules that add their commands with register(app, groups).
 COMMAND_MODULES = ("surd.commands.ingest_web", "surd.commands.models", "surd.commands.review",
-                   "surd.commands.embed", "surd.commands.adapter")
+                   "surd.commands.embed", "surd.commands.adapter", "surd.commands.eval")
 
 WORKERS = typer.Option(1, "--workers", "-w", help="Worker processes (1 = run in this process).")
 RETRIES = typer.Option(2, help="Retries of a failed shard before it is reported as failed.")

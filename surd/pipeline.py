@@ -11,7 +11,7 @@ from surd.runner import RunResult, run_stage
 from surd.stages import STAGES, canonical
 
 # Steps that are not shard → shard stages (training); "module:function(input_dir, output_dir, config) -> dict".
-JOBS: dict[str, str] = {"train_adapter": "surd.adapter.train:run_job"}
+JOBS: dict[str, str] = {"train_adapter": "surd.adapter.train:run_job", "eval": "surd.eval.run:run_job"}
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,8 @@ def generate_images(cfg: EvalConfig, prompts: PromptSet) -> dict[str, Any]:
     from surd.models.sd import build_pipeline, load_sd
 
     device = resolve_device(cfg.device)
-    comps = load_sd(cfg.base).to(device, resolve_dtype(cfg.dtype, device))
+    dtype = resolve_dtype(cfg.dtype, device)
+    comps = load_sd(cfg.base).to(device, None if dtype == torch.float32 else dtype)  # fp32 is what loads
     pipe = build_pipeline(comps, kind=cfg.pipeline)
     side = cfg.size or comps.native_resolution
     dirs = cfg.model_dirs()
