@@ -59,11 +59,11 @@ def welch(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
     xb = [float(v) for v in b if v is not None and math.isfinite(v)]
     if len(xa) < 2 or len(xb) < 2:
         return {"t": None, "p": None, "df": None, "unchanged": None}
-    res = st.ttest_ind(xa, xb, equal_var=False)
-    t, p = float(res.statistic), float(res.pvalue)
-    if not math.isfinite(p):  # both samples constant: no evidence of a difference unless the constants differ
+    if len(set(xa)) == 1 and len(set(xb)) == 1:  # no variance: the t statistic is undefined
         same = xa[0] == xb[0]
         return {"t": None, "p": 1.0 if same else 0.0, "df": None, "unchanged": same}
+    res = st.ttest_ind(xa, xb, equal_var=False)
+    t, p = float(res.statistic), float(res.pvalue)
     return {"t": t, "p": p, "df": float(res.df), "unchanged": p > ALPHA}
 
 
