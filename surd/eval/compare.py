@@ -51,7 +51,7 @@ def compare_runs(run_a: str | Path, run_b: str | Path, out: str | Path | None = 
     a, b = _load(run_a), _load(run_b)
     names = (Path(run_a).resolve().name, Path(run_b).resolve().name)
     if names[0] == names[1]:
-        names = (str(run_a), str(run_b))
+        names = (f"{names[0]} (A)", f"{names[1]} (B)")
     gen = ("base", "steps", "guidance", "size", "negative_prompt", "pipeline", "prompts", "images_per_prompt", "seed")
     differ = [k for k in gen if a["config"].get(k) != b["config"].get(k)]
     rows = comparison_rows(a, b, names)

@@ -46,6 +46,13 @@ def missing(cfg: EvalConfig, prompts: PromptSet) -> list[Job]:
     return [j for j in all_jobs(cfg, prompts) if not image_path(cfg.out, j.model, j.prompt.id, j.seed).is_file()]
 
 
+def file_digest(path: Path) -> str:
+    """Identifies an image's bytes: a score row is valid only for the image it was computed from."""
+    import hashlib
+
+    return hashlib.sha1(path.read_bytes()).hexdigest()[:16]
+
+
 def _batches(jobs: list[Job], size: int) -> Iterator[list[Job]]:
     for start in range(0, len(jobs), size):
         yield jobs[start:start + size]
@@ -75,7 +82,9 @@ def generate_images(cfg: EvalConfig, prompts: PromptSet) -> dict[str, Any]:
 
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(cfg.dtype, device)
-    comps = load_sd(cfg.base).to(device, None if dtype == torch.float32 else dtype)  # fp32 is what loads
+    comps = load_sd(cfg.base)  # loads in fp32 on the CPU; moved only when needed (diffusers warns on every cast)
+    if device.type != "cpu" or dtype != torch.float32:
+        comps.to(device, dtype)
     pipe = build_pipeline(comps, kind=cfg.pipeline)
     side = cfg.size or comps.native_resolution
     dirs = cfg.model_dirs()

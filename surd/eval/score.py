@@ -11,7 +11,7 @@ from typing import Any
 
 from surd.eval.answers import is_correct, normalise
 from surd.eval.config import EvalConfig
-from surd.eval.generate import Job, _batches, all_jobs, image_path
+from surd.eval.generate import Job, _batches, all_jobs, file_digest, image_path
 from surd.eval.prompts import EvalPrompt, PromptSet
 from surd.eval.quality import LOADERS
 from surd.models import require, resolve_device
@@ -113,6 +113,11 @@ class Scorer:
         return rows
 
 
+def _stale(row: dict[str, Any] | None, out: str, job: Job) -> bool:
+    """No row yet, or one computed from other bytes (the image was generated again since)."""
+    return row is None or row.get("image") != file_digest(image_path(out, job.model, job.prompt.id, job.seed))
+
+
 def score_images(cfg: EvalConfig, prompts: PromptSet, scorer: Scorer | None = None) -> dict[str, Any]:
     """Score every image that has no row under the current metrics key; returns {"scored": n, "seconds": s}."""
     from PIL import Image
@@ -121,7 +126,7 @@ def score_images(cfg: EvalConfig, prompts: PromptSet, scorer: Scorer | None = No
     key = cfg.metrics_key()
     jobs = all_jobs(cfg, prompts)
     done = load_all_scores(cfg, list(dict.fromkeys(j.model for j in jobs)))
-    todo: list[Job] = [j for j in jobs if (j.prompt.id, j.seed) not in done[j.model]]
+    todo: list[Job] = [j for j in jobs if _stale(done[j.model].get((j.prompt.id, j.seed)), cfg.out, j)]
     if not todo:
         return {"scored": 0, "seconds": 0.0}
     t0 = time.perf_counter()
@@ -131,14 +136,16 @@ def score_images(cfg: EvalConfig, prompts: PromptSet, scorer: Scorer | None = No
             path = scores_path(cfg.out, model, key)
             path.parent.mkdir(parents=True, exist_ok=True)
             for batch in _batches([j for j in todo if j.model == model], cfg.batch_size):
-                images = []
+                images, digests = [], []
                 for j in batch:
-                    with Image.open(image_path(cfg.out, j.model, j.prompt.id, j.seed)) as im:
+                    file = image_path(cfg.out, j.model, j.prompt.id, j.seed)
+                    digests.append(file_digest(file))
+                    with Image.open(file) as im:
                         images.append(im.convert("RGB"))
                 rows = scorer(images, [j.prompt for j in batch])
-                with open(path, "a", encoding="utf-8") as f:
-                    for j, row in zip(batch, rows):
-                        f.write(json.dumps({"prompt_id": j.prompt.id, "seed": j.seed, **row}) + "\n")
+                with open(path, "a", encoding="utf-8") as f:  # a later row for the same image wins on reading
+                    for j, digest, row in zip(batch, digests, rows):
+                        f.write(json.dumps({"prompt_id": j.prompt.id, "seed": j.seed, "image": digest, **row}) + "\n")
                 bar.update(len(batch))
     return {"scored": len(todo), "seconds": time.perf_counter() - t0}
 
