@@ -114,8 +114,8 @@ def test_rerun_resumes_only_what_is_missing(run, tmp_path):
 
 
 def test_study_answers_become_a_preference_table(run, tmp_path):
-    from surd.eval.study import KEY_NAME
     from surd.eval.stats import preference
+    from surd.eval.study import KEY_NAME
 
     out = tmp_path / "eval"
     shutil.copytree(run / "eval", out)

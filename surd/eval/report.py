@@ -32,6 +32,10 @@ def _f(x: Any, digits: int = 3) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
 
+def _g(x: Any) -> str:
+    return "–" if x is None else f"{x:.4g}"  # quality scales differ by orders of magnitude
+
+
 def _pct(p: dict[str, Any] | None) -> str:
     if not p or p.get("rate") is None:
         return "–"
@@ -133,7 +137,7 @@ def quality_table(results: dict[str, Any]) -> str:
         f"<th>Welch t, p ({_e(a)} vs {_e(BASELINE)})</th><th>p &gt; 0.05</th>" for a in adapters)
     rows = []
     for metric, entry in results["quality"].items():
-        cells = "".join(f"<td>{_f(entry['models'][m]['mean'])} ± {_f(entry['models'][m]['std'])}</td>" for m in models)
+        cells = "".join(f"<td>{_g(entry['models'][m]['mean'])} ± {_g(entry['models'][m]['std'])}</td>" for m in models)
         for a in adapters:
             t = entry["tests"][a]
             mark = "–" if t["unchanged"] is None else ("<span class=yes>✓ unchanged</span>" if t["unchanged"]
