@@ -184,3 +184,12 @@ def load_clip_iqa(spec: str = "clip_iqa", device: str = "cpu", seed: int = 0) ->
 
 
 LOADERS = {"brisque": load_brisque, "clip_iqa": load_clip_iqa, "musiq": load_musiq}
+_CACHE: dict[tuple[str, str, str], QualityModel] = {}
+
+
+def load_quality(name: str, spec: str, device: str = "cpu") -> QualityModel:
+    """Load (once per process, like the other model loaders) the quality metric *name* from *spec*."""
+    key = (name, spec, device)
+    if key not in _CACHE:
+        _CACHE[key] = LOADERS[name](spec, device=device)
+    return _CACHE[key]

@@ -13,7 +13,7 @@ from surd.eval.answers import is_correct, normalise
 from surd.eval.config import EvalConfig
 from surd.eval.generate import Job, _batches, all_jobs, file_digest, image_path
 from surd.eval.prompts import EvalPrompt, PromptSet
-from surd.eval.quality import LOADERS
+from surd.eval.quality import load_quality
 from surd.models import require, resolve_device
 
 
@@ -62,7 +62,7 @@ class Scorer:
 
     def quality(self, name: str) -> Any:
         if name not in self._quality:
-            self._quality[name] = LOADERS[name](getattr(self.cfg.models, name), device=str(self.device))
+            self._quality[name] = load_quality(name, getattr(self.cfg.models, name), str(self.device))
         return self._quality[name]
 
     def clip_cosines(self, images: list[Any], texts: list[str]) -> tuple[list[float], float]:
