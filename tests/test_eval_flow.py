@@ -179,3 +179,14 @@ def test_pipeline_step_and_paper_yaml(run, tmp_path):
                   {"base": "tiny", "prompts": str(run / "prompts.json"), "images_per_prompt": 1, "steps": 1,
                    "models": "tiny", "device": "cpu", "progress": False, "metrics": ["clip", "vqa"]})
     assert res["models"] == ["baseline", "train_adapter"] and Path(res["report"]).is_file()
+
+
+def test_bad_arguments_name_the_fix(tmp_path):
+    res = runner.invoke(app, ["eval", "--adapter", str(tmp_path)])
+    assert res.exit_code == 2 and "--base" in res.output
+    res = runner.invoke(app, ["eval", "--base", "tiny", "--adapter", str(tmp_path / "nope"), "--out", str(tmp_path)])
+    assert isinstance(res.exception, FileNotFoundError) and "adapter_config.json" in str(res.exception)
+    res = runner.invoke(app, ["eval", "--base", "tiny", "--adapter", f"baseline={tmp_path}"])
+    assert isinstance(res.exception, ValueError) and "NAME=DIR" in str(res.exception)
+    res = runner.invoke(app, ["eval", "--base", "tiny", "--adapter", str(tmp_path), "--metrics", "fid"])
+    assert isinstance(res.exception, ValueError) and "unknown metric" in str(res.exception)

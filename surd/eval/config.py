@@ -81,9 +81,9 @@ class EvalConfig:
         unknown = sorted(set(self.metrics) - set(METRICS))
         if unknown:
             raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(METRICS)}")
-        self.model_dirs()  # validates names and folders
+        self.model_dirs(check=False)  # names now; folders when images are generated (a report needs none)
 
-    def model_dirs(self) -> dict[str, Path]:
+    def model_dirs(self, check: bool = True) -> dict[str, Path]:
         """Adapter name → folder, in the given order; names must be unique and not 'baseline'."""
         out: dict[str, Path] = {}
         for spec in self.adapters:
@@ -94,7 +94,7 @@ class EvalConfig:
             if not _NAME.match(name) or name == BASELINE or name in out:
                 raise ValueError(f"adapter name {name!r} must be unique, not {BASELINE!r}, and 1-64 letters, digits, "
                                  f"'.', '_' or '-': pass --adapter NAME=DIR")
-            if not (folder / "adapter_config.json").is_file():
+            if check and not (folder / "adapter_config.json").is_file():
                 raise FileNotFoundError(f"{folder} holds no adapter_config.json: pass a folder written by "
                                         f"`surd train-adapter` (or `surd import-adapter`)")
             out[name] = folder

@@ -70,6 +70,7 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     from surd.eval.score import score_images
 
     prompts = load_prompt_set(cfg.prompts)
+    cfg.model_dirs()  # every adapter folder exists before anything is written
     _check_config(cfg, Path(cfg.out))
     t0 = time.perf_counter()
     gen = generate_images(cfg, prompts)

@@ -67,10 +67,11 @@ def export_study(eval_dir: str | os.PathLike, site_dir: str | os.PathLike, cfg: 
     site = Path(site_dir)
     if site.exists() and any(site.iterdir()):
         raise FileExistsError(f"{site} is not empty (it may hold answers); choose a new --out folder")
-    adapters = list(cfg.adapters or ecfg.model_dirs())
-    unknown = sorted(set(adapters) - set(ecfg.model_dirs()))
+    names = list(ecfg.model_dirs(check=False))
+    adapters = list(cfg.adapters or names)
+    unknown = sorted(set(adapters) - set(names))
     if unknown:
-        raise ValueError(f"unknown adapter(s) {unknown}; this evaluation has {', '.join(ecfg.model_dirs())}")
+        raise ValueError(f"unknown adapter(s) {unknown}; this evaluation has {', '.join(names)}")
     prompts = load_prompt_set(ecfg.prompts)
     candidates = [(a, p, s) for a in adapters for p in prompts.prompts for s in seeds(ecfg)
                   if image_path(eval_dir, BASELINE, p.id, s).is_file() and image_path(eval_dir, a, p.id, s).is_file()]
