@@ -66,7 +66,7 @@ class Evil:
 
 def test_weight_files_with_more_than_tensors_are_refused(tmp_path):
     with open(tmp_path / "evil.pt", "wb") as f:
-        pickle.dump({"sv": Evil()}, f)
+        pickle.dump({"sv": Evil()}, f, protocol=2)
     with pytest.raises(ModelLoadError, match="more than tensors"):
         check_tensor_file(str(tmp_path / "evil.pt"))
     with pytest.raises(ModelLoadError, match="more than tensors"):
