@@ -8,12 +8,15 @@ out-of-memory error halves the batch size and retries.
 
 from __future__ import annotations
 
+import io
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+
+from PIL import Image
 
 from surd.sample import Rejected, Sample, reject
 
@@ -25,14 +28,15 @@ IMAGE_MEMBERS = ("jpg", "jpeg", "png", "webp")
 
 def decode_rgb(sample: Sample) -> Any:
     """The sample's image member decoded to an RGB PIL image; raises if it is missing or not an image."""
-    import io
-
-    from PIL import Image
 
     for ext in IMAGE_MEMBERS:
         data = sample.get(ext)
         if data:
-            with Image.open(io.BytesIO(data)) as img:
+            try:
+                img = Image.open(io.BytesIO(data))
+            except Image.UnidentifiedImageError:  # its message holds a memory address: outputs must be reproducible
+                raise ValueError(f"the {ext} member is not an image Pillow can read ({len(data)} bytes)") from None
+            with img:
                 return img.convert("RGB")
     raise ValueError(f"no image member ({', '.join(IMAGE_MEMBERS)}) in sample {sample.get('__key__')}")
 
@@ -96,7 +100,7 @@ class BackoffState:
 def is_oom(exc: BaseException) -> bool:
     """True for CUDA/MPS/CPU out-of-memory errors (torch raises several types for them)."""
     try:
-        import torch
+        import torch  # optional extra: imported on use
 
         if isinstance(exc, torch.cuda.OutOfMemoryError):
             return True
@@ -109,7 +113,7 @@ def is_oom(exc: BaseException) -> bool:
 
 def _free_accelerator_memory() -> None:
     try:
-        import torch
+        import torch  # optional extra: imported on use
 
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -193,7 +197,6 @@ def map_batched(samples: Iterable[Sample], plan: BatchPlan, state: BackoffState 
     batches = _batches(samples, plan)
     inflight: deque[_Batch] = deque()
     with ThreadPoolExecutor(max_workers=plan.threads, thread_name_prefix="surd-decode") as pool:
-
         def submit_next() -> bool:
             batch = next(batches, None)
             if batch is None:

@@ -2,6 +2,8 @@
 
 Rejections raise `ImageRejected(reason, detail)`; reasons: empty_file, not_an_image, decode_error, too_small,
 decompression_bomb. Odd modes (CMYK, palette, alpha, 16-bit, float) are converted to RGB and recorded.
+An image that is already what would be written (RGB, the output size and format, no metadata) is kept byte for
+byte: re-encoding it would only add a second generation of JPEG loss.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ RESIZE_MODES = ("center_crop", "keep_ratio", "pad", "none")
 # softer than Lanczos. Upscaling always uses Lanczos (a box filter would upscale blockily).
 RESAMPLE = {"lanczos": Image.Resampling.LANCZOS, "bicubic": Image.Resampling.BICUBIC, "area": Image.Resampling.BOX}
 FORMATS = {"jpg": "JPEG", "webp": "WEBP", "png": "PNG"}
+# Header fields Pillow reports for plain encoder output; anything else (EXIF, ICC, XMP, comments, text chunks) is
+# metadata a re-encode strips, so an image carrying it is never passed through as is.
+PLAIN_INFO = {"jfif", "jfif_version", "jfif_unit", "jfif_density", "dpi", "progressive", "progression", "adobe",
+              "adobe_transform"}
 # Pillow's own bomb threshold (~89.5 Mpx). Larger images are refused before any pixel is decoded.
 DEFAULT_MAX_PIXELS = 89_478_485
 
@@ -67,6 +73,7 @@ class ProcessedImage:
     height: int
     source_format: str
     converted_from: str | None  # original mode when it was not RGB
+    original_bytes: bool = False  # True when the input bytes were kept as they were (nothing to change)
 
 
 def _open(data: bytes, cfg: ImageConfig) -> Image.Image:
@@ -144,6 +151,7 @@ def process_image(data: bytes, cfg: ImageConfig) -> ProcessedImage:
     """Validate, decode (reduced on decode for large JPEGs), convert to RGB, resize and encode one image."""
     img = _open(data, cfg)
     w, h, fmt, mode = img.width, img.height, img.format or "", img.mode
+    plain = set(img.info) <= PLAIN_INFO and getattr(img, "n_frames", 1) == 1  # no metadata, one frame
     try:
         s = _scale(w, h, cfg)
         if fmt == "JPEG" and s <= 0.5:
@@ -159,8 +167,9 @@ def process_image(data: bytes, cfg: ImageConfig) -> ProcessedImage:
         raise ImageRejected("decompression_bomb", str(e)) from e
     except Exception as e:  # truncated streams, bad huffman tables, broken PNG chunks, ...
         raise ImageRejected("decode_error", f"{type(e).__name__}: {e}") from e
-    return ProcessedImage(data=encode(out, cfg), ext=cfg.image_format, width=w, height=h, source_format=fmt,
-                          converted_from=None if mode == "RGB" else mode)
+    same = plain and mode == "RGB" and fmt == FORMATS[cfg.image_format] and out.size == (w, h)
+    return ProcessedImage(data=data if same else encode(out, cfg), ext=cfg.image_format, width=w, height=h,
+                          source_format=fmt, converted_from=None if mode == "RGB" else mode, original_bytes=same)
 
 
 def encode(img: Image.Image, cfg: ImageConfig) -> bytes:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from surd.runner import RunResult, run_stage
-from surd.stages import STAGES, canonical
+import yaml
 
-# Steps that are not shard → shard stages (training); "module:function(input_dir, output_dir, config) -> dict".
-JOBS: dict[str, str] = {"train_adapter": "surd.adapter.train:run_job", "eval": "surd.eval.run:run_job"}
+from surd.registry import Registry, canonical
+from surd.runner import RunResult, run_stage
+from surd.stages import STAGES
+
+# Steps that are not shard → shard stages (training, evaluation): function(input_dir, output_dir, config) -> dict.
+JOBS = Registry("job", {"train_adapter": "surd.adapter.train:run_job", "eval": "surd.eval.run:run_job"})
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,6 @@ class Pipeline:
 
 def load_pipeline(path: str | Path) -> Pipeline:
     """Parse and validate a pipeline file; errors name the step and what to change."""
-    import yaml
-
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"pipeline file {p} not found (see pipelines/ for examples)")
@@ -46,11 +46,11 @@ def load_pipeline(path: str | Path) -> Pipeline:
     steps = []
     for i, entry in enumerate(doc["stages"]):
         if not isinstance(entry, dict) or "stage" not in entry:
-            raise ValueError(f"{p}: stages[{i}] needs a 'stage' key (one of {', '.join(sorted(STAGES) + sorted(JOBS))})")
+            raise ValueError(f"{p}: stages[{i}] needs a 'stage' key (one of {', '.join(sorted([*STAGES, *JOBS]))})")
         stage = canonical(str(entry["stage"]))
         if stage not in STAGES and stage not in JOBS:
             raise ValueError(f"{p}: stages[{i}]: unknown stage {entry['stage']!r}; "
-                             f"valid: {', '.join(sorted(STAGES) + sorted(JOBS))}")
+                             f"valid: {', '.join(sorted([*STAGES, *JOBS]))}")
         extra = sorted(set(entry) - {"stage", "config", "workers"})
         if extra:
             raise ValueError(f"{p}: stages[{i}]: unknown key(s) {extra}; allowed: stage, config, workers")
@@ -74,8 +74,7 @@ def run_pipeline(path: str | Path, runs_dir: str | Path = "runs", *, workers: in
     for step in pipe.steps:
         out = base / step.dirname
         if step.stage in JOBS:
-            module, _, func = JOBS[step.stage].partition(":")
-            results.append((step, getattr(importlib.import_module(module), func)(input_dir, out, step.config)))
+            results.append((step, JOBS.load(step.stage)(input_dir, out, step.config)))
             if until is not None and step.stage == canonical(until):
                 break
             input_dir = out

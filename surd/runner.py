@@ -3,29 +3,22 @@
 from __future__ import annotations
 
 import json
-import time
-import traceback
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 import surd
 from surd import shards
+from surd.executors import get_executor
+from surd.files import clean_temp_files, write_json_atomic
 from surd.sample import Rejected, Sample
 from surd.stages import build_config, canonical, config_to_dict, get_stage
-
-Progress = Callable[[int], None]
-
-
-@dataclass(frozen=True)
-class ShardTask:
-    """One unit of work: output shard `stem` from an input tar path, or from source rows (ingest)."""
-
-    stem: str
-    input: str | list[dict[str, Any]]
-    n_in: int
+from surd.stages.contract import FinalizingStage, SourceStage
+from surd.task import ShardTask
 
 
 @dataclass
@@ -41,57 +34,14 @@ class RunResult:
         return not self.failed
 
 
-class StageContractError(RuntimeError):
-    """A stage broke the one-output-per-input contract."""
-
-
 class ConfigMismatch(ValueError):
     """The output directory was written by a run with a different config."""
-
-
-def is_fatal(exc: BaseException) -> bool:
-    """Errors no retry can fix (a model that cannot load, a missing dependency): the run stops at once."""
-    from surd.models import ModelLoadError
-
-    return isinstance(exc, (ModelLoadError, ImportError))
-
-
-def not_run(error: str) -> str:
-    return f"not run: stopped after a fatal error ({error})"
-
-
-def _counted(items: Iterable[Any], counter: list[int], progress: Progress | None) -> Iterator[Any]:
-    for item in items:
-        counter[0] += 1
-        if progress is not None:
-            progress(1)
-        yield item
-
-
-def process_shard(stage: str, cfg: Any, output_dir: str, task: ShardTask, progress: Progress | None = None) -> dict:
-    """Run the stage over one shard and commit it; returns the shard's stats. Called inside a worker."""
-    module = get_stage(stage)
-    t0 = time.perf_counter()
-    inputs: Iterable[Any] = task.input if isinstance(task.input, list) else shards.read_shard(task.input)
-    consumed = [0]
-    produced = 0
-    with shards.ShardWriter(output_dir, task.stem) as writer:
-        for item in module.run(_counted(inputs, consumed, progress), cfg):
-            if not isinstance(item, (dict, Rejected)):
-                raise StageContractError(f"stage {stage} yielded a {type(item).__name__}, not a sample or Rejected")
-            writer.add(item)
-            produced += 1
-        if produced != consumed[0]:
-            raise StageContractError(f"stage {stage} yielded {produced} results for {consumed[0]} inputs in shard "
-                                     f"{task.stem}: every input needs a kept sample or a Rejected with a reason")
-        versions = {"surd": surd.__version__, **(module.versions() if hasattr(module, "versions") else {})}
-        return writer.commit({"seconds": round(time.perf_counter() - t0, 3), "versions": versions})
 
 
 def _check_config(output_dir: Path, record: dict[str, Any]) -> None:
     old = shards.read_config(output_dir)
     if old is None:
-        shards.write_json_atomic(output_dir / shards.CONFIG_NAME, record)
+        write_json_atomic(output_dir / shards.CONFIG_NAME, record)
         return
     for k in ("stage", "config", "input"):
         if old.get(k) != record.get(k):
@@ -103,7 +53,7 @@ def _check_config(output_dir: Path, record: dict[str, Any]) -> None:
 
 def plan_tasks(module: Any, cfg: Any, output_dir: Path, input_dir: str | Path | None) -> list[ShardTask]:
     """Source stages plan their own shards; other stages get one task per done input shard."""
-    if hasattr(module, "plan"):
+    if isinstance(module, SourceStage):
         return [ShardTask(shards.shard_name(i), rows, len(rows))
                 for i, rows in enumerate(module.plan(cfg, output_dir / "_state"))]
     if input_dir is None:
@@ -123,14 +73,12 @@ def run_stage(stage: str, cfg: Any, output_dir: str | Path, input_dir: str | Pat
     Example:
         run_stage("ingest", {"source": "manifest", "path": "manifests/sample/manifest.jsonl"}, "runs/x/00_ingest")
     """
-    from surd.executors import get_executor
-
     module = get_stage(stage)
     if isinstance(cfg, dict):
         cfg = build_config(module, cfg)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    shards.clean_temp_files(out)
+    clean_temp_files(out)
     _check_config(out, {"stage": canonical(stage), "config": config_to_dict(cfg),
                         "input": str(Path(input_dir).resolve()) if input_dir else None, "surd_version": surd.__version__})
     tasks = plan_tasks(module, cfg, out, input_dir)
@@ -141,7 +89,7 @@ def run_stage(stage: str, cfg: Any, output_dir: str | Path, input_dir: str | Pat
             result.skipped.append(t.stem)
         else:
             pending.append(t)
-    runner = get_executor(executor, workers=workers, address=address, uses_gpu=getattr(module, "USES_GPU", False))
+    runner = get_executor(executor, workers=workers, address=address, uses_gpu=module.USES_GPU)
     bar = _progress_bar(sum(t.n_in for t in pending), canonical(stage), progress)
     for task, _stats, error in runner.run(canonical(stage), cfg, str(out), pending, retries, bar.update):
         if error is None:
@@ -150,7 +98,7 @@ def run_stage(stage: str, cfg: Any, output_dir: str | Path, input_dir: str | Pat
             result.failed[task.stem] = error
         bar.set_postfix(shards=f"{len(result.done)}/{len(pending)}", failed=len(result.failed), refresh=False)
     bar.close()
-    if not result.failed and hasattr(module, "finalize"):
+    if not result.failed and isinstance(module, FinalizingStage):
         module.finalize(out, cfg)
     _write_failures(out, result.failed)
     result.stats = total_stats(out)
@@ -158,15 +106,13 @@ def run_stage(stage: str, cfg: Any, output_dir: str | Path, input_dir: str | Pat
 
 
 def _progress_bar(total: int, desc: str, enabled: bool) -> Any:
-    from tqdm import tqdm
-
     return tqdm(total=total, desc=desc, unit="sample", dynamic_ncols=True, disable=not enabled, smoothing=0.1)
 
 
 def _write_failures(out: Path, failed: dict[str, str]) -> None:
     path = out / "_failed.json"
     if failed:
-        shards.write_json_atomic(path, failed)
+        write_json_atomic(path, failed)
     elif path.exists():
         path.unlink()
 
@@ -183,13 +129,6 @@ def total_stats(dataset_dir: str | Path) -> dict[str, Any]:
     totals["rejected"] = dict(sorted(totals["rejected"].items()))
     totals["seconds"] = round(totals["seconds"], 3)
     return totals
-
-
-def format_error(exc: BaseException) -> str:
-    """One line a user can act on, plus the innermost frame."""
-    tb = traceback.extract_tb(exc.__traceback__)
-    where = f" (at {Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
-    return f"{type(exc).__name__}: {exc}{where}"
 
 
 def run_samples(stage: str, samples: Iterable[Sample], cfg: Any) -> list[Sample | Rejected]:

@@ -14,12 +14,15 @@ import io
 import json
 import os
 import tarfile
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from surd.files import mkstemp_beside, write_bytes_atomic, write_json_atomic
 from surd.sample import Rejected, Sample, dumps_json
 
 FIXED_MTIME = 0  # 1970-01-01: tars must not depend on when they were written
@@ -49,54 +52,6 @@ def list_done(dataset_dir: str | os.PathLike) -> list[str]:
 
 def is_done(dataset_dir: str | os.PathLike, stem: str) -> bool:
     return (Path(dataset_dir) / (stem + STATS_SUFFIX)).exists()
-
-
-# ---------------------------------------------------------------------------------------------- atomic files
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_umask()
-
-
-def _mkstemp(directory: Path, name: str) -> tuple[int, str]:
-    """A temp file beside its final name (same filesystem, so the rename is atomic), with normal permissions."""
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
-    os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600 files; published shards should be readable like any file
-    return fd, tmp
-
-
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write via a temp file in the same directory and rename, so readers never see half a file."""
-    path = Path(path)
-    fd, tmp = _mkstemp(path.parent, path.name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    write_bytes_atomic(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n")
-
-
-def clean_temp_files(dataset_dir: str | os.PathLike) -> int:
-    """Remove temp files left by a killed writer; returns how many."""
-    n = 0
-    for p in Path(dataset_dir).glob(".*.tmp"):
-        p.unlink(missing_ok=True)
-        n += 1
-    return n
 
 
 # ---------------------------------------------------------------------------------------------- tar members
@@ -168,8 +123,6 @@ def count_samples(path: str | os.PathLike) -> int:
 
 def _write_sidecar(dataset_dir: Path, stem: str, rows: list[dict[str, Any]]) -> None:
     """Every input key with status/reason/detail/meta, as a zstd parquet file (atomic)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     def cell(r: dict[str, Any], c: str) -> str:
         v = r[c]
@@ -192,7 +145,7 @@ class ShardWriter:
         self.dir = Path(dataset_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.stem = stem
-        fd, self._tmp_tar = _mkstemp(self.dir, f"{stem}.tar")
+        fd, self._tmp_tar = mkstemp_beside(self.dir, f"{stem}.tar")
         self._fileobj = os.fdopen(fd, "wb")
         self._tar = tarfile.open(fileobj=self._fileobj, mode="w", format=tarfile.GNU_FORMAT)
         self._rows: list[dict[str, str]] = []
@@ -283,7 +236,6 @@ def read_stats(dataset_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
 
 def read_sidecar(dataset_dir: str | os.PathLike, stem: str) -> list[dict[str, Any]]:
     """Rows of a shard's sidecar: key, status, reason, detail, meta (decoded)."""
-    import pyarrow.parquet as pq
 
     rows = pq.read_table(Path(dataset_dir) / f"{stem}{SIDECAR_SUFFIX}").to_pylist()
     for r in rows:
@@ -310,7 +262,7 @@ def drop_samples(dataset_dir: str | os.PathLike, stem: str, drops: dict[str, tup
     """
     d = Path(dataset_dir)
     tar_path = d / f"{stem}.tar"
-    fd, tmp = _mkstemp(d, f"{stem}.tar")
+    fd, tmp = mkstemp_beside(d, f"{stem}.tar")
     with os.fdopen(fd, "wb") as f, tarfile.open(fileobj=f, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for sample in read_shard(tar_path):
             if sample["__key__"] in drops:

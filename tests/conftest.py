@@ -104,6 +104,16 @@ def bad_manifest(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return path, expected
 
 
+@pytest.fixture(autouse=True)
+def _fresh_http_clients():
+    """Each test gets new downloader clients: robots.txt verdicts and pools never leak into a test that happens to
+    reuse an earlier test server's port."""
+    from surd.fetch.http import client_for
+
+    client_for.cache_clear()
+    yield
+
+
 @pytest.fixture
 def server():
     """The fault-injection server (Civitai, Lexica and an image host) on 127.0.0.1."""

@@ -4,6 +4,7 @@ Image routes are configured per path with a `Route`: transient failures (429 + R
 success), slow answers past the client's timeout, connections reset mid-body, truncated JPEGs, HTML instead of an
 image, a wrong Content-Type, redirects (including a loop and a hop to a private address), a decompression bomb and
 X-Robots-Tag: noai. Every request's arrival time is recorded per path (`hits`) for the rate-limit tests.
+`handlers` answer a path with a function of (method, query, body) for scripted APIs (GET and POST).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import threading
 import time
 import zlib
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -68,6 +70,9 @@ class FaultServer:
         self.civitai_items: list[dict] = []
         self.civitai_fail_cursors: set[str] = set()  # cursors answered with a permanent 500 (an "outage")
         self.lexica: dict[str, list[dict]] = {}
+        # path → fn(method, query, body) -> (status, body, content type): scripted pages and APIs
+        self.handlers: dict[str, Callable[[str, dict[str, list[str]], bytes], tuple[int, bytes, str]]] = {}
+        self.bodies: list[tuple[str, bytes]] = []  # (path, body) of every POST
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._httpd.daemon_threads = True
@@ -122,6 +127,8 @@ def _make_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             parts = urlsplit(self.path)
             n = server.record(parts.path, parts.query, {k: v for k, v in self.headers.items()})
+            if parts.path in server.handlers:
+                return self._send(*server.handlers[parts.path]("GET", parse_qs(parts.query), b""))
             if parts.path == "/api/v1/images":
                 status, payload = server.civitai_page(parse_qs(parts.query))
                 return self._send(status, json.dumps(payload).encode(), "application/json")
@@ -132,6 +139,16 @@ def _make_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
             if route is None:
                 return self._send(404, b"<html><body>not found</body></html>", "text/html")
             self._serve_route(route, n)
+
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            parts = urlsplit(self.path)
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            server.record(parts.path, parts.query, {k: v for k, v in self.headers.items()})
+            server.bodies.append((parts.path, body))
+            handler = server.handlers.get(parts.path)
+            if handler is None:
+                return self._send(405, b"method not allowed", "text/plain")
+            self._send(*handler("POST", parse_qs(parts.query), body))
 
         def _serve_route(self, route: Route, n: int) -> None:
             if route.delay:

@@ -9,6 +9,11 @@ from pathlib import Path
 from surd.sample import Rejected, Sample, reject
 
 NAME = "testing"
+USES_GPU = False
+
+
+def versions() -> dict[str, str]:
+    return {}
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,13 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 
 from surd.adapter.config import AdapterConfig  # noqa: E402
-from surd.adapter.io import CONFIG_NAME, WEIGHTS_NAME, import_official_checkpoint  # noqa: E402
-from surd.adapter.model import SURAdapter, distillation_loss, make_w0  # noqa: E402
+from surd.adapter.io import CONFIG_NAME, WEIGHTS_NAME  # noqa: E402
+from surd.adapter.model import (  # noqa: E402
+    SURAdapter,
+    distillation_loss,
+    import_official_checkpoint,
+    make_w0,
+)
 
 D, LLM = 32, 48
 

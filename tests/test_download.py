@@ -12,9 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import certifi
 import pytest
 
-from surd.download import DownloadConfig, client_for, fetch_many
-from surd.fetchers import FetchError
-from surd.net import AddressPolicy, HostLimiter, opted_out, parse_retry_after, sniff_image
+from surd.fetch import FetchError
+from surd.fetch.content import sniff_image
+from surd.fetch.http import DownloadConfig, client_for, fetch_many
+from surd.fetch.policy import AddressPolicy, HostLimiter, opted_out, parse_retry_after
 from tests.fault_server import FaultServer, Route, make_bomb_png, make_jpeg
 
 JPEG = make_jpeg(32, 32, seed=1)

@@ -86,7 +86,7 @@ def test_served_study_round_trip(run, browser, tmp_path):  # noqa: F811
     out = tmp_path / "eval"
     shutil.copytree(run / "eval", out)
     export_study(out, tmp_path / "site")
-    server = make_server(tmp_path / "site", port=0, state=StudyState(tmp_path / "site"))
+    server = make_server(tmp_path / "site", port=0, state_class=StudyState)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         browser.get(f"http://127.0.0.1:{server.server_port}/")

@@ -153,6 +153,52 @@ def test_study_answers_become_a_preference_table(run, tmp_path):
     assert res.exit_code == 2 and "not in this study" in res.output
 
 
+def test_study_server_keeps_answers_behind_the_review_servers_checks(run, tmp_path):
+    """The study is served by the review server with its own answer store: the token, Content-Type and validation
+    checks apply; each rater's whole document is saved to SITE/answers/ and comes back on GET."""
+    import threading
+
+    from surd.eval.study import KEY_NAME, SERVER_FORMAT, StudyState, export_study
+    from surd.review.server import ServeConfig, make_server
+    from tests.test_review import JSON, request
+
+    out = tmp_path / "eval"
+    shutil.copytree(run / "eval", out)
+    export_study(out, tmp_path / "site")
+    key = json.loads((out / KEY_NAME).read_text())
+    ids = sorted(key["pairs"])
+    doc = {"format": "surd-eval-study-answers", "version": 1, "site_id": key["site_id"], "rater": "ann",
+           "answers": {ids[0]: {"choice": "left", "ms": 900}, ids[1]: {"choice": "skip", "ms": 400}}}
+    token = "s" * 24
+    server = make_server(tmp_path / "site", cfg=ServeConfig(port=0, token=token), state_class=StudyState)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port, auth = server.server_port, {"Authorization": f"Bearer {token}"}
+    try:
+        assert request(port, "GET", "/api/decisions")[0] == 401  # no token
+        assert request(port, "POST", "/api/decisions", json.dumps(doc).encode(), JSON)[0] == 401
+        assert request(port, "POST", "/api/decisions", json.dumps(doc).encode(), auth)[0] == 415  # not JSON
+        status, body = request(port, "POST", "/api/decisions", json.dumps(doc).encode(), {**JSON, **auth})
+        assert (status, json.loads(body)) == (200, {"saved": 2})
+        bad = {**doc, "answers": {"nope": {"choice": "left"}}}
+        status, body = request(port, "POST", "/api/decisions", json.dumps(bad).encode(), {**JSON, **auth})
+        assert status == 400 and "not in this study" in json.loads(body)["problems"][0]
+        status, body = request(port, "GET", "/api/decisions", headers=auth)
+        got = json.loads(body)
+        assert status == 200 and got["format"] == SERVER_FORMAT and got["raters"] == {"ann": doc}
+        status, body = request(port, "GET", "/api/status", headers=auth)
+        assert json.loads(body) == {"n": len(ids), "raters": [{"name": "ann", "answered": 2}]}
+        assert request(port, "GET", "/index.html", headers=auth)[0] == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+    saved = list((tmp_path / "site" / "answers").glob("*.json"))
+    assert len(saved) == 1 and json.loads(saved[0].read_text()) == doc
+    with pytest.raises(ValueError, match="not a study site"):  # a review site is not served as a study
+        (tmp_path / "rev").mkdir()
+        (tmp_path / "rev" / "site.json").write_text(json.dumps({"format": "surd-review-site", "keys": []}))
+        StudyState(tmp_path / "rev", ServeConfig(port=0))
+
+
 def test_compare_two_runs(run, tmp_path):
     shutil.copytree(run / "eval", tmp_path / "layer60")
     res = runner.invoke(app, ["eval", "compare", str(run / "eval"), str(tmp_path / "layer60"), "--out",

@@ -103,3 +103,34 @@ def test_area_filter_downscales_like_a_box_average():
     assert area.std() < 1.0 and abs(area.mean() - 127.5) < 1.0
     with pytest.raises(ValueError, match="resample must be one of"):
         ImageConfig(resample="nearest")
+
+
+def _with_exif(data: bytes) -> bytes:
+    img = Image.open(io.BytesIO(data))
+    exif = Image.Exif()
+    exif[0x010F] = "a camera maker"  # Make: any EXIF is metadata a re-encode would strip
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90, exif=exif.tobytes())
+    return buf.getvalue()
+
+
+def test_an_image_already_in_the_output_form_is_kept_byte_for_byte():
+    plain = jpeg_bytes(512, 512, seed=3, quality=80)
+    out = process_image(plain, ImageConfig())
+    assert out.original_bytes and out.data == plain  # no second generation of JPEG loss
+    for mode in ("center_crop", "keep_ratio", "pad", "none"):
+        assert process_image(plain, ImageConfig(resize_mode=mode)).data == plain
+
+
+@pytest.mark.parametrize("case", ["other_size", "exif", "grayscale", "png_in_jpg_out", "jpg_in_png_out"])
+def test_anything_to_change_means_a_reencode(case):
+    data, cfg = {
+        "other_size": (jpeg_bytes(600, 512, seed=3), ImageConfig()),
+        "exif": (_with_exif(jpeg_bytes(512, 512, seed=3)), ImageConfig()),
+        "grayscale": (jpeg_bytes(512, 512, seed=3, mode="L"), ImageConfig()),
+        "png_in_jpg_out": (png_bytes(_decode(jpeg_bytes(512, 512, seed=3))), ImageConfig()),
+        "jpg_in_png_out": (jpeg_bytes(512, 512, seed=3), ImageConfig(image_format="png")),
+    }[case]
+    out = process_image(data, cfg)
+    assert not out.original_bytes and out.data != data
+    assert _decode(out.data).mode == "RGB" and _decode(out.data).size == (512, 512)

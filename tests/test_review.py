@@ -264,6 +264,7 @@ def test_conflicting_files_are_an_error(dataset, tmp_path):
     b = write_json(tmp_path / "b.json", decisions_doc({keys[0]: ("reject", "")}))
     res = cli("review", "import", str(d), str(a), str(b), "--out", str(tmp_path / "out"))
     assert res.exit_code == 2 and f"{keys[0]!r} is rejected here but accepted in {a}" in res.output
+    assert "--conflict reject|accept|adjudicate" in res.output
     assert not (tmp_path / "out").exists()
 
 
@@ -389,6 +390,19 @@ def request(port: int, method: str, path: str, body: bytes | None = None, header
     return resp.status, data
 
 
+JSON = {"Content-Type": "application/json"}
+
+
+def post(port: int, changes: dict[str, tuple], reviewer: str | None = "alice", headers: dict | None = None):
+    """POST changes {key: (decision, note, base)} as *reviewer*; returns (status, parsed body)."""
+    body = {"format": "surd-review-decisions", "version": 1,
+            "decisions": {k: {"decision": d, "note": n, "base": b} for k, (d, n, b) in changes.items()}}
+    if reviewer is not None:
+        body["reviewer"] = reviewer
+    status, data = request(port, "POST", "/api/decisions", json.dumps(body).encode(), {**JSON, **(headers or {})})
+    return status, json.loads(data)
+
+
 def test_server_serves_site_files_only(served, tmp_path):
     rev, port, _ = served
     (tmp_path / "secret.txt").write_text("secret")
@@ -401,24 +415,33 @@ def test_server_serves_site_files_only(served, tmp_path):
         assert status == 404 and b"secret" not in body, path
 
 
-def test_server_saves_valid_decisions_atomically(served):
+def test_server_merges_per_key_and_validates(served):
     rev, port, keys = served
     assert json.loads(request(port, "GET", "/api/decisions")[1])["decisions"] == {}
-    doc = decisions_doc({keys[0]: ("reject", "blurry"), keys[1]: ("accept", "")})
-    status, body = request(port, "POST", "/api/decisions", json.dumps(doc).encode(), {"Content-Type": "application/json"})
-    assert status == 200 and json.loads(body) == {"saved": 2}
-    assert json.loads((rev / "decisions.json").read_text()) == json.loads(json.dumps(doc)) | {
-        "decisions": dict(sorted(doc["decisions"].items()))}
-    assert json.loads(request(port, "GET", "/api/decisions")[1])["decisions"][keys[0]]["note"] == "blurry"
-    assert not list(rev.glob(".*.tmp"))
+    status, body = post(port, {keys[0]: ("reject", "blurry", 0), keys[1]: ("accept", "", 0)})
+    assert status == 200 and body["saved"] == 2 and body["revs"] == {keys[0]: 1, keys[1]: 1}
+    # a second writer names only its own key: the first writer's decisions stay (the lost update of issue 17)
+    assert post(port, {keys[2]: ("accept", "", 0)}, reviewer="bob")[0] == 200
+    served_now = json.loads(request(port, "GET", "/api/decisions")[1])["decisions"]
+    assert {k: (v["decision"], v["reviewer"], v["rev"]) for k, v in served_now.items()} == {
+        keys[0]: ("reject", "alice", 1), keys[1]: ("accept", "alice", 1), keys[2]: ("accept", "bob", 1)}
+    journal = (rev / "decisions.jsonl").read_text().splitlines()
+    assert len(journal) == 4 and json.loads(journal[0])["format"] == "surd-review-journal"
+    assert [json.loads(line)["key"] for line in journal[1:]] == [keys[0], keys[1], keys[2]]
 
-    before = (rev / "decisions.json").read_text()
-    for bad, code in [(b"{nope", 400), (json.dumps(decisions_doc({"0123456789abcdef": ("accept", "")})).encode(), 400),
-                      (json.dumps(decisions_doc({keys[0]: ("perhaps", "")})).encode(), 400)]:
-        assert request(port, "POST", "/api/decisions", bad)[0] == code
-    status, _ = request(port, "POST", "/api/decisions", json.dumps(doc).encode(), {"Origin": "http://evil.example"})
-    assert status == 403
-    assert (rev / "decisions.json").read_text() == before
+    bad = [
+        ({keys[0]: ("perhaps", "", 1)}, "alice", "decision must be"),
+        ({"0123456789abcdef": ("accept", "", 0)}, "alice", "not in this review site"),
+        ({keys[3]: ("accept", 3, 0)}, "alice", "note must be a string"),
+        ({keys[3]: ("accept", "", -1)}, "alice", "base must be"),
+        ({keys[3]: ("accept", "", 0)}, None, "reviewer must be a non-empty name"),
+        ({keys[3]: ("accept", "", 0)}, "x" * 65, "keep it under 64"),
+    ]
+    for changes, reviewer, message in bad:
+        status, body = post(port, changes, reviewer)
+        assert status == 400 and message in body["error"], (changes, body)
+    assert request(port, "POST", "/api/decisions", b"{nope", JSON)[0] == 400
+    assert len((rev / "decisions.jsonl").read_text().splitlines()) == 4  # nothing written by a bad request
 
 
 def test_serving_a_split_root_names_a_batch(dataset, tmp_path):
@@ -442,14 +465,17 @@ def test_cli_export_and_serve(dataset, tmp_path):
     try:
         line = proc.stdout.readline()
         port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", line).group(1))
+        assert "?token=" not in line  # loopback: no token unless asked for
         status, body = request(port, "GET", "/data/index.js")
         assert status == 200 and sorted(keys)[5] in body.decode()
-        doc = decisions_doc({sorted(keys)[5]: ("reject", "cli")})
-        assert request(port, "POST", "/api/decisions", json.dumps(doc).encode())[0] == 200
-        assert json.loads((tmp_path / "rev" / "batch_01" / "decisions.json").read_text()) == doc
+        assert post(port, {sorted(keys)[5]: ("reject", "cli", 0)})[0] == 200
     finally:
-        proc.terminate()
+        proc.terminate()  # SIGTERM: the server writes its last snapshot before exiting
         proc.wait(timeout=10)
+    snapshot = json.loads((tmp_path / "rev" / "batch_01" / "decisions.json").read_text())
+    assert snapshot["decisions"] == {sorted(keys)[5]: {"decision": "reject", "note": "cli", "reviewer": "alice",
+                                                       "rev": 1, "time": snapshot["decisions"][sorted(keys)[5]]["time"]}}
+    assert snapshot["format"] == "surd-review-decisions" and snapshot["version"] == 1 and snapshot["seq"] == 1
 
 
 def test_split_batches_serve_and_import_together(dataset, tmp_path):
@@ -457,19 +483,21 @@ def test_split_batches_serve_and_import_together(dataset, tmp_path):
     d, keys = dataset
     res = export_review(d, tmp_path / "rev", ExportConfig(split=2), progress=False)
     batch_keys = [json.loads((b / "site.json").read_text())["keys"] for b in res.batches]
-    for b, bkeys, other in zip(res.batches, batch_keys, reversed(batch_keys)):
+    for b, bkeys, other, name in zip(res.batches, batch_keys, reversed(batch_keys), ("alice", "bob")):
         server = make_server(b, port=0)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         try:
-            foreign = decisions_doc({other[0]: ("accept", "")})  # a key of the other batch is refused
-            assert request(server.server_port, "POST", "/api/decisions", json.dumps(foreign).encode())[0] == 400
-            doc = decisions_doc({k: ("reject" if i == 0 else "accept", "") for i, k in enumerate(bkeys)})
-            assert request(server.server_port, "POST", "/api/decisions", json.dumps(doc).encode())[0] == 200
+            assert post(server.server_port, {other[0]: ("accept", "", 0)})[0] == 400  # the other batch's key
+            changes = {k: ("reject" if i == 0 else "accept", "", 0) for i, k in enumerate(bkeys)}
+            assert post(server.server_port, changes, reviewer=name)[0] == 200
         finally:
             server.shutdown()
             server.server_close()
     files = [str(b / "decisions.json") for b in res.batches]
     res = cli("review", "import", str(d), *files, "--out", str(tmp_path / "out"))
     assert res.exit_code == 0, res.output
+    assert "no sample was decided in two files" in res.output
     kept, rejected = outcome(tmp_path / "out")
     assert set(rejected) == {batch_keys[0][0], batch_keys[1][0]} and kept == set(keys) - set(rejected)
+    reviewers = {s["__key__"]: s["json"]["stages"]["review"]["reviewer"] for s in iter_dataset(tmp_path / "out")}
+    assert {reviewers[k] for k in batch_keys[0][1:]} == {"alice"} and {reviewers[k] for k in batch_keys[1][1:]} == {"bob"}

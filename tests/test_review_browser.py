@@ -1,4 +1,5 @@
-"""The review page in a real headless Chromium: keyboard review, persistence across reload, export, import."""
+"""The review page in a real headless Chromium: keyboard review, persistence across reload, export, import, and a
+team: two tabs deciding different samples, a stale tab's conflict shown and settled, the token URL."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from surd.review.export import ExportConfig, export_review, write_site
-from surd.review.server import make_server
+from surd.review.journal import read_journal
+from surd.review.server import ServeConfig, make_server
 from tests.test_review import cli, make_dataset, outcome
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -65,6 +67,19 @@ def press(driver, *keys: str) -> None:
 
     for k in keys:
         ActionChains(driver).send_keys(k).perform()
+
+
+def set_name(driver, name: str) -> None:
+    """Type the reviewer's name into the header field (what a reviewer does once)."""
+    field = driver.find_element("id", "reviewer")
+    field.clear()
+    field.send_keys(name + "\n")
+    wait_for(driver, f"SURD_STATE.reviewer === {json.dumps(name)}")
+
+
+def saved(driver) -> bool:
+    return driver.execute_script("return !SURD_STATE.pending.size && !SURD_STATE.save.inFlight && "
+                                 "document.getElementById('save-status').dataset.state === 'saved'")
 
 
 def review_with_keyboard(driver, n: int) -> tuple[str, str]:
@@ -125,11 +140,24 @@ def test_served_review_round_trip(browser, tmp_path):
         url = f"http://127.0.0.1:{server.server_port}/"
         open_page(browser, url)
         assert "saving to the review server" in browser.find_element("id", "mode").text
+        press(browser, "a")  # no name yet: the page asks for it instead of deciding
+        assert browser.switch_to.active_element.get_attribute("id") == "reviewer"
+        assert browser.execute_script("return SURD_STATE.decisions.size") == 0
+        set_name(browser, "alice")
         rejected = review_with_keyboard(browser, 9)
-        wait_for(browser, "document.getElementById('save-status').dataset.state === 'saved' && !SURD_STATE.save.dirty")
-        on_disk = json.loads((tmp_path / "rev" / "decisions.json").read_text())["decisions"]
+        wait_for(browser, "SURD_STATE.pending.size === 0 && !SURD_STATE.save.inFlight")
+        wait_for(browser, "document.getElementById('save-status').dataset.state === 'saved'")
+        on_disk = {k: r for k, r in read_journal(tmp_path / "rev" / "decisions.jsonl").current.items()
+                   if r["decision"] != "undecided"}
         assert {k for k, v in on_disk.items() if v["decision"] == "reject"} == set(rejected)
         assert on_disk[rejected[0]]["note"] == "hands are wrong" and len(on_disk) == 9
+        assert {v["reviewer"] for v in on_disk.values()} == {"alice"}
+        last = browser.execute_script("return SURD_INDEX.keys[8]")
+        press(browser, "u")  # undo a saved decision: sent as an explicit "undecided", not a missing key
+        wait_for(browser, f"SURD_STATE.revs.get('{last}') === 2 && !SURD_STATE.pending.size")
+        assert read_journal(tmp_path / "rev" / "decisions.jsonl").current[last]["decision"] == "undecided"
+        press(browser, "a")
+        wait_for(browser, f"SURD_STATE.revs.get('{last}') === 3 && !SURD_STATE.pending.size")
 
         open_page(browser, url)  # reload: decisions come back from disk
         check_page_state(browser, rejected, 9)
@@ -221,3 +249,117 @@ def test_60000_samples_stay_smooth(browser, tmp_path, record_property):
     print(f"60000 samples: first page {first_ms:.0f} ms, filter {filter_ms:.0f} ms, 20 pages + 2 decisions {paging_ms:.0f} ms")
     assert browser.execute_script("return document.querySelectorAll('.card').length") == 24
     assert first_ms < 5000 and filter_ms < 1000 and paging_ms < 10000
+
+
+@pytest.fixture
+def team_site(tmp_path):
+    keys = sorted(make_dataset(tmp_path / "data", 12, shards=1))
+    export_review(tmp_path / "data", tmp_path / "rev", ExportConfig(thumb_size=64), progress=False)
+    server = make_server(tmp_path / "rev", cfg=ServeConfig(port=0))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server, f"http://127.0.0.1:{server.server_port}/", keys
+    server.shutdown()
+    server.server_close()
+
+
+def card_decision(driver, key: str) -> str:
+    return driver.execute_script(
+        "const c = document.querySelector(`.card[data-key='${arguments[0]}']`); return c ? c.dataset.decision : null", key)
+
+
+def test_two_tabs_deciding_different_samples_keep_both(browser, team_site):
+    server, url, keys = team_site
+    open_page(browser, url)
+    set_name(browser, "alice")
+    tab_a = browser.current_window_handle
+    browser.switch_to.new_window("tab")  # opened before A decides anything
+    open_page(browser, url)
+    set_name(browser, "bob")
+    tab_b = browser.current_window_handle
+
+    browser.switch_to.window(tab_a)
+    press(browser, "a")  # keys[0] accepted in tab A
+    wait_for(browser, "SURD_STATE.revs.get(SURD_INDEX.keys[0]) === 1")
+    browser.switch_to.window(tab_b)
+    press(browser, "j", "j", "j", "r")  # keys[3] rejected in tab B, which never saw A's decision
+    wait_for(browser, "SURD_STATE.revs.get(SURD_INDEX.keys[3]) === 1")
+    browser.switch_to.window(tab_a)
+    press(browser, "a")  # keys[1] accepted in tab A
+    wait_for(browser, "SURD_STATE.revs.get(SURD_INDEX.keys[1]) === 1")
+    for tab in (tab_a, tab_b):
+        browser.switch_to.window(tab)
+        wait_for(browser, "!SURD_STATE.pending.size && !SURD_STATE.save.inFlight && !SURD_STATE.conflicts.size")
+
+    journal = read_journal(server.state.journal.path).current
+    assert {k: (r["decision"], r["reviewer"]) for k, r in journal.items()} == {
+        keys[0]: ("accept", "alice"), keys[1]: ("accept", "alice"), keys[3]: ("reject", "bob")}
+    browser.switch_to.window(tab_a)  # each tab catches up with the other's decisions (polling)
+    wait_for(browser, f"document.querySelector(`.card[data-key='{keys[3]}']`).dataset.decision === 'reject'")
+    browser.switch_to.window(tab_b)
+    wait_for(browser, f"document.querySelector(`.card[data-key='{keys[1]}']`).dataset.decision === 'accept'")
+    wait_for(browser, "document.getElementById('team').textContent.includes('alice 2')")
+    assert "bob 1" in browser.find_element("id", "team").text and "9 left" in browser.find_element("id", "team").text
+    server.state.journal.write_snapshot()
+    snapshot = json.loads((server.state.root / "decisions.json").read_text())["decisions"]
+    assert set(snapshot) == {keys[0], keys[1], keys[3]}
+
+
+def test_stale_tab_shows_the_conflict_instead_of_overwriting(browser, team_site):
+    server, url, keys = team_site
+    open_page(browser, url)
+    set_name(browser, "alice")
+    tab_a = browser.current_window_handle
+    browser.switch_to.new_window("tab")
+    open_page(browser, url)
+    set_name(browser, "bob")
+    browser.execute_script("SURD_STATE.poll.stopped = true")  # tab B goes stale: it never hears of A's changes
+    tab_b = browser.current_window_handle
+
+    browser.switch_to.window(tab_a)
+    press(browser, "a", "r")  # A: keys[0] accept, keys[1] reject
+    wait_for(browser, "SURD_STATE.revs.get(SURD_INDEX.keys[1]) === 1 && !SURD_STATE.pending.size")
+
+    browser.switch_to.window(tab_b)
+    press(browser, "r", "a", "a")  # B, stale: keys[0] reject, keys[1] accept (both conflict), keys[2] accept (fine)
+    wait_for(browser, "SURD_STATE.conflicts.size === 2 && !document.getElementById('conflicts').hidden")
+    wait_for(browser, "!SURD_STATE.pending.size && !SURD_STATE.save.inFlight")
+    items = browser.execute_script("return [...document.querySelectorAll('#conflict-list li')].map(li => [li.dataset.key,"
+                                   " li.textContent])")
+    assert {k for k, _ in items} == {keys[0], keys[1]}
+    assert "you: reject" in dict(items)[keys[0]] and "alice: accept" in dict(items)[keys[0]]
+    assert browser.execute_script(f"return document.querySelector(`.card[data-key='{keys[0]}']`)"
+                                  ".classList.contains('conflict')")
+    journal = read_journal(server.state.journal.path).current
+    assert journal[keys[0]]["decision"] == "accept" and journal[keys[1]]["decision"] == "reject"  # not overwritten
+    assert journal[keys[2]]["reviewer"] == "bob"  # the change that did not conflict was saved
+
+    browser.find_element("css selector", f"#conflict-list li[data-key='{keys[0]}'] .keep-mine").click()
+    browser.find_element("css selector", f"#conflict-list li[data-key='{keys[1]}'] .take-theirs").click()
+    wait_for(browser, "SURD_STATE.conflicts.size === 0 && document.getElementById('conflicts').hidden")
+    wait_for(browser, "!SURD_STATE.pending.size && !SURD_STATE.save.inFlight")
+    assert card_decision(browser, keys[1]) == "reject"  # took alice's
+    journal = read_journal(server.state.journal.path).current
+    assert (journal[keys[0]]["decision"], journal[keys[0]]["reviewer"], journal[keys[0]]["rev"]) == ("reject", "bob", 2)
+    assert (journal[keys[1]]["decision"], journal[keys[1]]["rev"]) == ("reject", 1)
+
+
+def test_token_url_opens_the_site_and_saves(browser, tmp_path):
+    make_dataset(tmp_path / "data", 4, shards=1)
+    export_review(tmp_path / "data", tmp_path / "rev", ExportConfig(thumb_size=64), progress=False)
+    token = "a-team-token-for-this-test"
+    server = make_server(tmp_path / "rev", cfg=ServeConfig(port=0, token=token))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_port}/"
+        browser.get(base)
+        assert "missing or wrong token" in browser.page_source
+        open_page(browser, base + "?token=" + token)
+        assert browser.current_url == base  # the token moved into a cookie, out of the address bar
+        assert browser.execute_script("return document.querySelector('.card img').naturalWidth") > 0
+        set_name(browser, "carol")
+        press(browser, "r")
+        wait_for(browser, "SURD_STATE.revs.get(SURD_INDEX.keys[0]) === 1")
+        assert read_journal(server.state.journal.path).current[sorted(server.state.keys)[0]]["reviewer"] == "carol"
+    finally:
+        server.shutdown()
+        server.server_close()

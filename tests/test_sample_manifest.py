@@ -15,6 +15,7 @@ from PIL import Image
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "manifests" / "sample"
 MANIFEST = SAMPLE_DIR / "manifest.jsonl"
+GENERATOR = Path(__file__).resolve().parent.parent / "tools" / "sample_data" / "make_sample.py"
 KEYS = {"image", "complex_prompt", "negative_prompt", "source", "source_id", "license", "provenance"}
 LICENSES = {"CC0-1.0", "public-domain"}
 MAX_TOTAL_BYTES = 3 * 1024 * 1024
@@ -33,7 +34,7 @@ def rows() -> list[dict]:
 @pytest.fixture(scope="module")
 def make_sample():
     """The generator script imported as a module (its sibling scene modules come with it)."""
-    spec = importlib.util.spec_from_file_location("surd_make_sample", SAMPLE_DIR / "make_sample.py")
+    spec = importlib.util.spec_from_file_location("surd_make_sample", GENERATOR)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look the module up by name while building classes
     spec.loader.exec_module(module)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from surd import shards
+from surd.files import clean_temp_files
 from surd.sample import Rejected, make_key
 
 from .conftest import jpeg_bytes
@@ -103,7 +104,7 @@ def test_drop_samples_moves_keys_to_rejects_idempotently(tmp_path):
 
 def test_temp_files_are_cleaned(tmp_path):
     (tmp_path / ".00000.tar.abc.tmp").write_bytes(b"partial")
-    assert shards.clean_temp_files(tmp_path) == 1 and not list(tmp_path.iterdir())
+    assert clean_temp_files(tmp_path) == 1 and not list(tmp_path.iterdir())
 
 
 def test_invalid_key_rejected(tmp_path):

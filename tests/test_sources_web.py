@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from surd.fetch import archive as zip_fetch
 from surd.sources import civitai, diffusiondb, lexica, urls
 from tests.fault_server import FaultServer, Route, make_jpeg
 
@@ -172,11 +173,11 @@ def test_diffusiondb_rows_filters_and_zip_fetch(tmp_path):
     assert rows[0]["license"] == "CC0-1.0" and rows[1]["extra"]["seed"] == 0 and rows[1]["nsfw"]["image_nsfw"] == 0.1
     only2 = list(diffusiondb.list_rows(diffusiondb.Config(path=str(meta), part_ids=(2,))))
     assert {r["extra"]["part_id"] for r in only2} == {2} and len(only2) == 3
-    got = diffusiondb.fetch_many([r["image"] for r in rows] + ["zip:/nowhere.zip#a.png", "zip:broken"], {})
+    got = zip_fetch.fetch_many([r["image"] for r in rows] + ["zip:/nowhere.zip#a.png", "zip:broken"], {})
     assert got[0].reason == "missing_in_zip"
     assert got[1] == make_jpeg(80, 80, seed=10)
     assert got[-2].reason == "missing_file" and got[-1].reason == "invalid_ref"
-    assert diffusiondb.fetch_many([rows[1]["image"]], {"max_bytes": 10})[0].reason == "too_large"
+    assert zip_fetch.fetch_many([rows[1]["image"]], {"max_bytes": 10})[0].reason == "too_large"
 
 
 def test_diffusiondb_remote_parts_are_downloaded_once(server, tmp_path):
@@ -188,8 +189,8 @@ def test_diffusiondb_remote_parts_are_downloaded_once(server, tmp_path):
     cfg = diffusiondb.Config(path=server.url("/ddb/metadata.parquet"), http=http)
     rows = list(diffusiondb.list_rows(cfg))
     assert rows[1]["image"] == f"zip:{server.url('/ddb/images/part-000001.zip')}#img-1-0.png"
-    first = diffusiondb.fetch_many([r["image"] for r in rows[1:]], http)
-    again = diffusiondb.fetch_many([rows[2]["image"]], http)
+    first = zip_fetch.fetch_many([r["image"] for r in rows[1:]], http)
+    again = zip_fetch.fetch_many([rows[2]["image"]], http)
     assert first[0] == make_jpeg(80, 80, seed=10) and again[0] == first[1]
     assert server.count("/ddb/images/part-000001.zip") == 1 and server.count("/ddb/metadata.parquet") == 1
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from surd.adapter import config, inference
+
 __all__ = ["AdapterConfig", "TrainConfig", "SURAdapter", "encode_prompts", "generate_grid", "train_adapter",
            "import_official_checkpoint"]
 
@@ -17,23 +19,19 @@ __all__ = ["AdapterConfig", "TrainConfig", "SURAdapter", "encode_prompts", "gene
 def __getattr__(name: str) -> Any:
     # torch/diffusers are optional extras: import them only when an adapter object is asked for.
     if name in ("AdapterConfig", "TrainConfig"):
-        from surd.adapter import config
-
         return getattr(config, name)
     if name == "SURAdapter":
-        from surd.adapter.model import SURAdapter
+        from surd.adapter.model import SURAdapter  # optional extra: imported on use
 
         return SURAdapter
     if name == "import_official_checkpoint":
-        from surd.adapter.io import import_official_checkpoint
+        from surd.adapter.model import import_official_checkpoint  # optional extra: imported on use
 
         return import_official_checkpoint
     if name in ("encode_prompts", "generate_grid"):
-        from surd.adapter import inference
-
         return getattr(inference, name)
     if name == "train_adapter":
-        from surd.adapter.train import train_adapter
+        from surd.adapter.train import train_adapter  # optional extra: imported on use
 
         return train_adapter
     raise AttributeError(f"module 'surd.adapter' has no attribute {name!r}")

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from surd.adapter.data import DataPosition
-from surd.models import require
-from surd.shards import write_json_atomic
+from surd.deps import require
+from surd.files import write_json_atomic
 
 CKPT_DIR = "checkpoints"
 PREFIX = "step-"

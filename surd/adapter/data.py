@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from surd.sample import Sample
 from surd.shards import list_shards, read_shard
@@ -64,8 +65,7 @@ def image_bytes(sample: Sample) -> bytes:
 
 def load_image(data: bytes, resolution: int, center_crop: bool, flip: bool, rng: random.Random) -> Any:
     """Image bytes → float tensor [3, R, R] in [-1, 1]: shorter side resized to R (bilinear), cropped, flipped."""
-    import torch
-    from PIL import Image
+    import torch  # optional extra: imported on use
 
     img = Image.open(io.BytesIO(data)).convert("RGB")
     w, h = img.size

@@ -11,10 +11,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from surd.adapter.data import decode_sample
-from surd.models import require
+from surd.deps import require
+from surd.files import write_bytes_atomic, write_json_atomic
 from surd.models.sd import SDComponents
-from surd.shards import list_shards, read_shard, write_bytes_atomic, write_json_atomic
+from surd.shards import list_shards, read_shard
 
 CACHE_META = "_cache.json"
 
@@ -55,7 +58,7 @@ class FeatureCache:
     """Read side of the cache: per-key lazy access to the per-shard safetensors files (memory-mapped)."""
 
     def __init__(self, cache_dir: str | Path):
-        from safetensors import safe_open
+        from safetensors import safe_open  # optional extra: imported on use
 
         self._where: dict[str, Any] = {}
         self._handles = []
@@ -88,7 +91,7 @@ def _cache_meta(components: SDComponents, resolution: int, dtype: Any, flips: bo
 
 def _cache_shard(components: SDComponents, shard: Path, resolution: int, device: Any, dtype: Any, flips: bool,
                  batch: int = 8) -> bytes:
-    from safetensors.torch import save
+    from safetensors.torch import save  # optional extra: imported on use
 
     torch = require("torch", "adapter")
     tensors: dict[str, Any] = {}
@@ -112,7 +115,6 @@ def build_feature_cache(components: SDComponents, data_dir: str, cache_dir: str 
 
     ``flips`` also caches the mirrored image's latents (needed for random flips; doubles the VAE work).
     """
-    from tqdm.auto import tqdm
 
     out = Path(cache_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -156,7 +158,7 @@ class LazyFeatureStore:
 
     def put(self, items: list[dict[str, Any]], feats: dict[str, Any]) -> None:
         """Store freshly computed features of decoded ``items`` (as `compute_features` returns them)."""
-        from safetensors.torch import save
+        from safetensors.torch import save  # optional extra: imported on use
 
         for j, it in enumerate(items):
             self._path(it["key"], "text").parent.mkdir(exist_ok=True)
@@ -166,7 +168,7 @@ class LazyFeatureStore:
                 write_bytes_atomic(self._path(it["key"], part), save(tensors))
 
     def features(self, items: list[dict[str, Any]], device: Any) -> dict[str, Any]:
-        from safetensors.torch import load_file
+        from safetensors.torch import load_file  # optional extra: imported on use
 
         torch = require("torch", "adapter")
         out: dict[str, list[Any]] = {"mean": [], "std": [], "x": [], "x_complex": []}

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from surd.models import require
+from PIL import Image
+
+from surd.adapter.io import check_base_width
+from surd.deps import require
 
 
 def _text_parts(pipe_or_components: Any) -> tuple[Any, Any]:
@@ -74,7 +77,6 @@ def encode_prompts(pipe_or_components: Any, adapter: Any, prompts: str | list[st
 def _check_width(pipe_or_components: Any, adapter: Any) -> None:
     if adapter is None:
         return
-    from surd.adapter.io import check_base_width
 
     _, enc = _text_parts(pipe_or_components)
     check_base_width(adapter.config, int(enc.config.hidden_size), "in use")
@@ -82,7 +84,6 @@ def _check_width(pipe_or_components: Any, adapter: Any) -> None:
 
 def make_grid(rows: list[list[Any]]) -> Any:
     """PIL images in rows (all the same size) → one image."""
-    from PIL import Image
 
     w, h = rows[0][0].size
     grid = Image.new("RGB", (w * max(len(r) for r in rows), h * len(rows)), "white")

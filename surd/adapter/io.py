@@ -9,9 +9,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+import surd
 from surd.adapter.config import AdapterConfig
-from surd.models import require
-from surd.shards import write_bytes_atomic, write_json_atomic
+from surd.deps import require
+from surd.files import write_bytes_atomic, write_json_atomic
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
@@ -31,26 +32,17 @@ OFFICIAL_KEY_MAP = (
 OFFICIAL_UNUSED = (r"^encoder_layer\.", r"^attention\.value_layer\.")
 
 
-def _surd_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("surd")
-    except Exception:
-        return "unknown"
-
-
-def save_adapter(adapter: Any, directory: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
-    """Write the adapter's config and every tensor of its state dict (W0 included) under fixed names."""
-    from safetensors.torch import save
+def save_adapter_files(directory: str | os.PathLike, config: AdapterConfig, state_dict: dict[str, Any],
+                       extra: dict[str, Any] | None = None) -> Path:
+    """Write a config and every tensor of a state dict (W0 included) under the fixed names."""
+    from safetensors.torch import save  # torch-backed: an optional extra
 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in adapter.state_dict().items()}
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
     meta = {"format": FORMAT, "format_version": str(FORMAT_VERSION)}
     write_bytes_atomic(out / WEIGHTS_NAME, save(tensors, metadata=meta))
-    doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "surd_version": _surd_version(),
-           **adapter.config.to_dict()}
+    doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "surd_version": surd.__version__, **config.to_dict()}
     if extra:
         doc["extra"] = extra
     write_json_atomic(out / CONFIG_NAME, doc)
@@ -81,21 +73,11 @@ def check_base_width(cfg: AdapterConfig, base_text_dim: int | None, where: str) 
                          f"(768 = SD 1.x, 1024 = SD 2.x) or train an adapter for this base")
 
 
-def load_adapter(directory: str | os.PathLike, base_text_dim: int | None = None, device: Any = "cpu") -> Any:
-    """Read a saved adapter; the config is checked against the base width before any tensor is read."""
-    from safetensors.torch import load_file
+def read_adapter_tensors(directory: str | os.PathLike) -> dict[str, Any]:
+    """The saved state dict (safetensors: no code runs while reading)."""
+    from safetensors.torch import load_file  # torch-backed: an optional extra
 
-    from surd.adapter.model import SURAdapter
-
-    cfg = read_adapter_config(directory)
-    check_base_width(cfg, base_text_dim, str(directory))
-    adapter = SURAdapter(cfg)
-    state = load_file(str(Path(directory) / WEIGHTS_NAME), device="cpu")
-    missing, unexpected = adapter.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{Path(directory) / WEIGHTS_NAME} does not match its config: missing {missing}, "
-                         f"unexpected {unexpected}; the files were mixed from different adapters")
-    return adapter.to(device).eval()
+    return load_file(str(Path(directory) / WEIGHTS_NAME), device="cpu")
 
 
 def map_official_state_dict(state: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -117,19 +99,17 @@ def map_official_state_dict(state: dict[str, Any]) -> tuple[dict[str, Any], list
     return mapped, dropped
 
 
-def import_official_checkpoint(path: str | os.PathLike, llm_dim: int, eta: float = 0.1, w0_seed: int = 0,
-                               base_text_dim: int | None = None, base_model: str = "") -> Any:
-    """Load an official ``adapter_checkpoint*.pt`` (a plain state dict) into a `SURAdapter`.
+def read_official_checkpoint(path: str | os.PathLike, llm_dim: int, eta: float = 0.1, w0_seed: int = 0,
+                             base_model: str = "") -> tuple[AdapterConfig, dict[str, Any]]:
+    """An official ``adapter_checkpoint*.pt`` (a plain state dict) → (its config, the state dict in our names).
 
     Only tensors are unpickled (``torch.load(weights_only=True)``). Width, depth and feed-forward size are read
     from the tensors; ``eta`` is the run's ``--adapter_weight`` (0.1 in the official run.sh). The official code
-    never saved W0, so a fresh one is made from ``w0_seed`` (W0 only matters for further training). The official
-    encoder was trained on [1, 77, d] read as (sequence 1, batch 77), i.e. per token: the import keeps that
-    (``encoder_attention="per_token"``), so the outputs equal the official model's at its batch size of 1.
+    never saved W0, so the config asks for a fresh one from ``w0_seed`` (W0 only matters for further training).
+    The official encoder was trained on [1, 77, d] read as (sequence 1, batch 77), i.e. per token: the config
+    keeps that (``encoder_attention="per_token"``), so the outputs equal the official model's at batch size 1.
     """
     torch = require("torch", "adapter")
-    from surd.adapter.model import SURAdapter
-
     state = torch.load(str(path), map_location="cpu", weights_only=True)
     if not isinstance(state, dict):
         raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict")
@@ -140,10 +120,4 @@ def import_official_checkpoint(path: str | os.PathLike, llm_dim: int, eta: float
     cfg = AdapterConfig(text_dim=int(mapped["g.weight"].shape[0]), llm_dim=llm_dim, n_layers=max(layers) + 1,
                         ff_dim=int(mapped["encoder.layers.0.linear1.weight"].shape[0]), eta=eta, w0_seed=w0_seed,
                         encoder_attention="per_token", base_model=base_model)
-    check_base_width(cfg, base_text_dim, str(path))
-    adapter = SURAdapter(cfg)
-    missing, unexpected = adapter.load_state_dict(mapped, strict=False)
-    missing = [k for k in missing if not k.startswith("w0_")]
-    if missing or unexpected:
-        raise ValueError(f"{path}: tensors missing {missing}, unexpected {unexpected} after the key mapping")
-    return adapter.eval()
+    return cfg, mapped

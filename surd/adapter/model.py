@@ -15,10 +15,19 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 from typing import Any
 
 from surd.adapter.config import AdapterConfig
-from surd.models import require
+from surd.adapter.io import (
+    WEIGHTS_NAME,
+    check_base_width,
+    read_adapter_config,
+    read_adapter_tensors,
+    read_official_checkpoint,
+    save_adapter_files,
+)
+from surd.deps import require
 
 torch = require("torch", "adapter")
 nn = torch.nn
@@ -93,20 +102,44 @@ class SURAdapter(nn.Module):
     def trainable_parameters(self) -> list[Any]:
         return [p for p in self.parameters() if p.requires_grad]
 
-    # peft-style persistence; the file handling lives in surd.adapter.io.
+    # peft-style persistence: the model builds itself; surd.adapter.io only moves configs and state dicts.
     def save_pretrained(self, directory: str | os.PathLike, extra: dict[str, Any] | None = None) -> None:
         """Write ``adapter_config.json`` + ``adapter_model.safetensors`` (adapter and W0) to ``directory``."""
-        from surd.adapter.io import save_adapter
-
-        save_adapter(self, directory, extra)
+        save_adapter_files(directory, self.config, self.state_dict(), extra)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, base_text_dim: int | None = None,
                         device: Any = "cpu") -> SURAdapter:
-        """Load a saved adapter; refuses one trained for another text width than ``base_text_dim``."""
-        from surd.adapter.io import load_adapter
+        """Load a saved adapter; refuses one trained for another text width than ``base_text_dim`` (checked
+        before any tensor is read)."""
+        cfg = read_adapter_config(directory)
+        check_base_width(cfg, base_text_dim, str(directory))
+        adapter = cls(cfg)
+        missing, unexpected = adapter.load_state_dict(read_adapter_tensors(directory), strict=False)
+        if missing or unexpected:
+            raise ValueError(f"{Path(directory) / WEIGHTS_NAME} does not match its config: missing {missing}, "
+                             f"unexpected {unexpected}; the files were mixed from different adapters")
+        return adapter.to(device).eval()
 
-        return load_adapter(directory, base_text_dim=base_text_dim, device=device)
+    @classmethod
+    def from_official_checkpoint(cls, path: str | os.PathLike, llm_dim: int, eta: float = 0.1, w0_seed: int = 0,
+                                 base_text_dim: int | None = None, base_model: str = "") -> SURAdapter:
+        """An official ``adapter_checkpoint*.pt`` as a `SURAdapter` (see `io.read_official_checkpoint`)."""
+        cfg, mapped = read_official_checkpoint(path, llm_dim, eta=eta, w0_seed=w0_seed, base_model=base_model)
+        check_base_width(cfg, base_text_dim, str(path))
+        adapter = cls(cfg)
+        missing, unexpected = adapter.load_state_dict(mapped, strict=False)
+        missing = [k for k in missing if not k.startswith("w0_")]  # the official code never saved W0
+        if missing or unexpected:
+            raise ValueError(f"{path}: tensors missing {missing}, unexpected {unexpected} after the key mapping")
+        return adapter.eval()
+
+
+def import_official_checkpoint(path: str | os.PathLike, llm_dim: int, eta: float = 0.1, w0_seed: int = 0,
+                               base_text_dim: int | None = None, base_model: str = "") -> SURAdapter:
+    """Load an official SUR-adapter checkpoint (tensors only, ``weights_only=True``) into a `SURAdapter`."""
+    return SURAdapter.from_official_checkpoint(path, llm_dim, eta=eta, w0_seed=w0_seed, base_text_dim=base_text_dim,
+                                               base_model=base_model)
 
 
 def distillation_loss(student_logits: Any, teacher_logits: Any, tau: float = 1.0) -> Any:

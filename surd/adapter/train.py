@@ -14,9 +14,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from surd.adapter.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from surd.adapter.config import AdapterConfig, TrainConfig
-from surd.adapter.data import DataPosition, decode_sample, llm_vector, positioned_stream, stream
+from surd.adapter.data import DataPosition, decode_sample, llm_vector, positioned_stream, sample_rng, stream
 from surd.adapter.features import (
     FeatureCache,
     LazyFeatureStore,
@@ -25,7 +27,7 @@ from surd.adapter.features import (
     sample_latents,
 )
 from surd.adapter.model import SURAdapter, distillation_loss
-from surd.models import require
+from surd.deps import require
 from surd.models.sd import SDComponents, load_sd
 
 LOG_COLUMNS = ("step", "loss", "l_simple", "l_llm", "l_cp", "lr")
@@ -94,7 +96,7 @@ class TrainLog:
             w.writerows(rows)
         if "tensorboard" in cfg.log:
             try:
-                from torch.utils.tensorboard import SummaryWriter
+                from torch.utils.tensorboard import SummaryWriter  # optional extra: imported on use
 
                 self.tb = SummaryWriter(str(out / "tensorboard"))
             except ImportError:
@@ -189,7 +191,6 @@ def _feature_source(cfg: TrainConfig, s: dict[str, Any], resolution: int) -> Any
 def train_adapter(cfg: TrainConfig) -> Path:
     """Run (or resume, with ``cfg.resume``) a training run; returns ``cfg.out`` holding the final adapter."""
     torch = require("torch", "adapter")
-    from tqdm.auto import tqdm
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -235,7 +236,6 @@ def train_adapter(cfg: TrainConfig) -> Path:
 
 def _cache_item(sample: dict[str, Any], cfg: TrainConfig, epoch: int) -> dict[str, Any]:
     """With cached features only the flip decision, the LLM vector and the key are needed: no image decode."""
-    from surd.adapter.data import sample_rng
 
     flip = cfg.random_flip and sample_rng(cfg.seed, epoch, sample["__key__"]).random() < 0.5
     return {"key": sample["__key__"], "flip": flip, "llm": llm_vector(sample)}

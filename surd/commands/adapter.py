@@ -7,6 +7,10 @@ from pathlib import Path
 
 import typer
 
+from surd.adapter.config import TrainConfig
+from surd.adapter.inference import generate_grid
+from surd.models.sd import build_pipeline, load_sd
+
 
 def train_adapter_cmd(
     data: Path = typer.Argument(..., help="Dataset directory (shards with jpg, json prompts and llm.npy)."),
@@ -34,10 +38,9 @@ def train_adapter_cmd(
 ) -> None:
     """Train the SUR-adapter with the base model frozen; multi-GPU with `accelerate launch -m surd train-adapter`.
 
-    Example: surd train-adapter runs/sample/04_embed --base runwayml/stable-diffusion-v1-5 --out runs/adapter
+    Example: surd train-adapter runs/sample/05_embed --base runwayml/stable-diffusion-v1-5 --out runs/adapter
     """
-    from surd.adapter.config import TrainConfig
-    from surd.adapter.train import train_adapter
+    from surd.adapter.train import train_adapter  # imports torch at module level
 
     cfg = TrainConfig(data=str(data), base=base, out=str(out), max_steps=max_steps, batch_size=batch_size,
                       grad_accum=grad_accum, lr=lr, checkpoint_every=checkpoint_every, resume=resume,
@@ -65,9 +68,7 @@ def generate_cmd(
 
     Example: surd generate --base runwayml/stable-diffusion-v1-5 --adapter runs/adapter -p "a cat" --seed 1 -o grid.png
     """
-    from surd.adapter.inference import generate_grid
-    from surd.adapter.model import SURAdapter
-    from surd.models.sd import build_pipeline, load_sd
+    from surd.adapter.model import SURAdapter  # imports torch at module level
 
     comps = load_sd(base)
     ad = SURAdapter.from_pretrained(adapter, base_text_dim=comps.text_dim)
@@ -91,7 +92,7 @@ def import_adapter_cmd(
 
     Example: surd import-adapter checkpoints/adapter_checkpoint5000.pt --out runs/official-adapter --llm-dim 5120
     """
-    from surd.adapter.io import import_official_checkpoint
+    from surd.adapter.model import import_official_checkpoint  # imports torch at module level
 
     adapter = import_official_checkpoint(checkpoint, llm_dim=llm_dim, eta=eta, base_text_dim=base_text_dim)
     adapter.save_pretrained(out, extra={"imported_from": str(checkpoint)})
@@ -99,7 +100,7 @@ def import_adapter_cmd(
     typer.echo(f"wrote {out}: text width {c.text_dim}, {c.n_layers} layers, ff {c.ff_dim}, eta {c.eta}")
 
 
-def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+def register(app: typer.Typer) -> None:
     """Add `train-adapter`, `generate` and `import-adapter` to the surd app."""
     app.command("train-adapter")(train_adapter_cmd)
     app.command("generate")(generate_cmd)

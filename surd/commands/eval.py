@@ -7,6 +7,15 @@ from pathlib import Path
 
 import typer
 
+from surd.commands.common import DEVICE, DTYPE, HOST, NO_AUTH, TOKEN, fail
+from surd.eval.compare import compare_runs, format_text
+from surd.eval.config import EvalConfig, MetricModels
+from surd.eval.prompts import load_prompt_set
+from surd.eval.run import load_config, run_eval, write_outputs
+from surd.eval.study import StudyConfig, StudyState, export_study, import_answers
+from surd.review.records import DecisionError
+from surd.review.server import ServeConfig, serve
+
 eval_app = typer.Typer(
     help="Evaluate adapters against their base model: images with identical seeds, CLIP scores, VQA semantic "
     "accuracy per prompt type, BRISQUE / CLIP-IQA / MUSIQ with Welch's t-test, and a report.\n\n"
@@ -43,8 +52,8 @@ def eval_cmd(
     musiq: str = typer.Option("musiq", help="MUSIQ: pyiqa name (musiq = KonIQ), local weight file, or tiny."),
     clip_iqa: str = typer.Option("clip_iqa", help="CLIP-IQA: clip_iqa (RN50), a transformers CLIP id/folder, tiny."),
     tiny_metrics: bool = typer.Option(False, "--tiny-metrics", help="Every scoring model tiny (offline smoke run)."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, mps."),
-    dtype: str = typer.Option("auto", help="Generation dtype: auto (fp16/bf16 on GPU), fp32, fp16, bf16."),
+    device: str = DEVICE,
+    dtype: str = DTYPE,
 ) -> None:
     """Generate baseline and adapter images with identical seeds, score them, and write OUT/report.html.
 
@@ -52,10 +61,6 @@ def eval_cmd(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from surd.cli import fail
-    from surd.eval.config import EvalConfig, MetricModels
-    from surd.eval.run import run_eval
-
     if not base or not adapter:
         fail("pass --base MODEL and at least one --adapter DIR (see `surd eval --help`)")
     models = MetricModels.tiny() if tiny_metrics else MetricModels(
@@ -78,9 +83,6 @@ def report_cmd(run: Path = typer.Argument(..., help="A folder written by `surd e
 
     Example: surd eval report eval/
     """
-    from surd.eval.prompts import load_prompt_set
-    from surd.eval.run import load_config, write_outputs
-
     cfg = load_config(run)
     write_outputs(cfg, load_prompt_set(cfg.prompts))
     typer.echo(f"wrote {run / 'report.html'}")
@@ -96,8 +98,6 @@ def compare_cmd(
 
     Example: surd eval compare eval-layer40/ eval-layer60/ --out eval-compare/
     """
-    from surd.eval.compare import compare_runs, format_text
-
     typer.echo(format_text(compare_runs(run_a, run_b, out)))
     if out is not None:
         typer.echo(f"wrote {out / 'compare.html'}")
@@ -115,8 +115,6 @@ def study_export_cmd(
 
     Example: surd eval study export eval/ --out eval-study/ --pairs 60
     """
-    from surd.eval.study import StudyConfig, export_study
-
     res = export_study(run, out, StudyConfig(pairs=pairs, seed=seed, adapters=tuple(adapter or ())))
     typer.echo(f"{res['pairs']} pairs in {out}: open {out / 'index.html'} or run: surd eval study serve {out}\n"
                f"the side key is in {res['key']} (keep it out of the raters' hands)")
@@ -125,17 +123,17 @@ def study_export_cmd(
 @study_app.command("serve")
 def study_serve_cmd(
     site: Path = typer.Argument(..., help="A study page written by `surd eval study export`."),
-    host: str = typer.Option("127.0.0.1", help="Address to bind; keep 127.0.0.1 unless you trust the network."),
+    host: str = HOST,
     port: int = typer.Option(8766, help="Port (0 = any free port)."),
+    token: str = TOKEN,
+    no_auth: bool = NO_AUTH,
 ) -> None:
-    """Serve the study page; each rater's answers are saved to SITE/answers/ as they answer.
+    """Serve the study page (the review server: same access checks); each rater's answers go to SITE/answers/.
 
-    Example: surd eval study serve eval-study/ --port 8766
+    Example: surd eval study serve eval-study/ --host 0.0.0.0 --port 8766
     """
-    from surd.eval.study import StudyState
-    from surd.review.server import serve
-
-    serve(site, host, port, state=StudyState(site), verb="study")
+    serve(site, ServeConfig(host=host, port=port, token=token, no_auth=no_auth), state_class=StudyState,
+          verb="running the study in")
 
 
 @study_app.command("import")
@@ -147,10 +145,6 @@ def study_import_cmd(
 
     Example: surd eval study import eval/ answers-*.json eval-study/
     """
-    from surd.cli import fail
-    from surd.eval.study import import_answers
-    from surd.review.decisions import DecisionError
-
     try:
         res = import_answers(run, list(answers))
     except DecisionError as exc:
@@ -161,6 +155,6 @@ def study_import_cmd(
     typer.echo(f"{res['raters']} rater(s); report updated: {run / 'report.html'}")
 
 
-def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+def register(app: typer.Typer) -> None:
     """Add the `surd eval` command group."""
     app.add_typer(eval_app, name="eval")

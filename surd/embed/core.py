@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from surd.models import require
+from surd.deps import require
 from surd.models.llm import LoadedLLM
 
 PADDING_SIDES = ("right", "left")

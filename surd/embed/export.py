@@ -18,8 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
-from surd.models import require
+from surd.deps import require
+from surd.files import write_bytes_atomic
+from surd.shards import iter_dataset
 
 FORMATS = ("safetensors", "pt")
 RECORD_KEYS = ("model", "revision", "layer", "pooling", "final_norm", "dim")
@@ -62,9 +65,6 @@ def collect_prompt2vec(samples: Iterable[dict[str, Any]]) -> tuple[dict[str, np.
 def export_prompt2vec(dataset_dir: str | os.PathLike, out: str | os.PathLike, *, fmt: str = "safetensors",
                       progress: bool = True) -> dict[str, str]:
     """Write ``dataset_dir``'s vectors to ``out`` as safetensors (default) or ``.pt``; returns the metadata."""
-    from tqdm import tqdm
-
-    from surd.shards import iter_dataset, write_bytes_atomic
 
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
@@ -77,7 +77,7 @@ def export_prompt2vec(dataset_dir: str | os.PathLike, out: str | os.PathLike, *,
     if fmt == "safetensors":
         if "__metadata__" in tensors:
             raise ValueError("a prompt is literally '__metadata__', which safetensors reserves: export with --pt")
-        from safetensors.torch import save
+        from safetensors.torch import save  # optional extra: imported on use
 
         write_bytes_atomic(out, save(tensors, metadata=meta))
     else:
@@ -96,14 +96,14 @@ def load_prompt2vec(path: str | os.PathLike) -> dict[str, Any]:
         if not isinstance(obj, dict):
             raise ValueError(f"{path} does not hold a dict prompt -> tensor")
         return obj
-    from safetensors.torch import load_file
+    from safetensors.torch import load_file  # optional extra: imported on use
 
     return load_file(str(path))
 
 
 def read_prompt2vec_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The ``__metadata__`` of a safetensors export (model, layer, official_index, pooling, ...)."""
-    from safetensors import safe_open
+    from safetensors import safe_open  # optional extra: imported on use
 
     with safe_open(str(path), framework="pt") as f:
         return dict(f.metadata() or {})

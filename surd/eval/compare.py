@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from surd.eval.report import QUALITY_NAMES, STYLE, TYPE_ORDER
+from surd.files import write_bytes_atomic, write_json_atomic
 
 
 def _load(run: str | Path) -> dict[str, Any]:
@@ -62,8 +63,6 @@ def compare_runs(run_a: str | Path, run_b: str | Path, out: str | Path | None = 
         table[metric][col] = value
     result = {"runs": list(names), "columns": cols, "table": table, "generation_differs": differ}
     if out is not None:
-        from surd.shards import write_bytes_atomic, write_json_atomic
-
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out / "compare.json", result)

@@ -6,6 +6,7 @@ Layout: ``OUT/images/<model>/<prompt id>/<seed>.png`` (model = ``baseline`` or t
 
 from __future__ import annotations
 
+import hashlib
 import io
 import time
 from collections.abc import Iterator
@@ -13,9 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
+from surd.adapter.inference import encode_prompts
+from surd.deps import require
 from surd.eval.config import BASELINE, EvalConfig
 from surd.eval.prompts import EvalPrompt, PromptSet
-from surd.models import require, resolve_device, resolve_dtype
+from surd.files import write_bytes_atomic
+from surd.models import resolve_device, resolve_dtype
+from surd.models.sd import build_pipeline, load_sd
 
 
 @dataclass(frozen=True)
@@ -48,8 +55,6 @@ def missing(cfg: EvalConfig, prompts: PromptSet) -> list[Job]:
 
 def file_digest(path: Path) -> str:
     """Identifies an image's bytes: a score row is valid only for the image it was computed from."""
-    import hashlib
-
     return hashlib.sha1(path.read_bytes()).hexdigest()[:16]
 
 
@@ -59,8 +64,6 @@ def _batches(jobs: list[Job], size: int) -> Iterator[list[Job]]:
 
 
 def _save_png(image: Any, path: Path) -> None:
-    from surd.shards import write_bytes_atomic
-
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     image.save(buf, "PNG")
@@ -74,11 +77,7 @@ def generate_images(cfg: EvalConfig, prompts: PromptSet) -> dict[str, Any]:
         return {"generated": 0, "seconds": 0.0}
     t0 = time.perf_counter()
     torch = require("torch", "eval")
-    from tqdm import tqdm
-
-    from surd.adapter.inference import encode_prompts
-    from surd.adapter.model import SURAdapter
-    from surd.models.sd import build_pipeline, load_sd
+    from surd.adapter.model import SURAdapter  # imports torch (the adapter extra)
 
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(cfg.dtype, device)

@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from surd.eval.answers import COLORS, canonical_color
 
 FORMAT = "surd-eval-prompts"
 TYPES = ("action", "color", "counting")
 SOURCES = ("paper", "surd", "user")
-BUNDLED_DIR = Path(__file__).parent / "prompts"
+BUNDLED_DIR = Path(__file__).parent / "prompt_sets"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -129,8 +131,6 @@ def resolve_prompt_file(name_or_path: str) -> Path:
 
 def load_prompt_set(name_or_path: str = "paper") -> PromptSet:
     """Load and validate a prompt set (bundled name or file); ids must be unique."""
-    import yaml
-
     path = resolve_prompt_file(name_or_path)
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))

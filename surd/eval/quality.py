@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from surd.models import TINY, ModelLoadError, require
+from surd.deps import require
+from surd.models import TINY, ModelLoadError
+from surd.models.tokenizers import CLIP_VOCAB_SIZE, clip_tokenizer
 
 PYIQA_HINT = ("pyiqa is needed for BRISQUE and MUSIQ: pip install 'surd[eval]' && pip install --no-deps pyiqa==0.1.16 "
               "(pyiqa's own requirements pull in training tools surd does not need)")
@@ -77,6 +79,18 @@ def _offline(name: str, err: Exception) -> ModelLoadError:
                           f"here, or pass a local weight file / folder; or pass tiny for a smoke run")
 
 
+def _named_or_file(metric: str, spec: str, names: tuple[str, ...], device: str) -> Any:
+    """A pyiqa metric by library name (its weights cached by the library) or from a local tensor file."""
+    torch = require("torch", "eval")
+    pyiqa = _pyiqa()
+    if spec in names:
+        try:
+            return pyiqa.create_metric(spec, device=torch.device(device))
+        except (OSError, RuntimeError, ValueError) as e:
+            raise _offline(spec, e) from e
+    return pyiqa.create_metric(metric, pretrained_model_path=check_tensor_file(spec), device=torch.device(device))
+
+
 def load_brisque(spec: str = "brisque", device: str = "cpu", seed: int = 0) -> QualityModel:
     """BRISQUE (lower is better): pyiqa's SVM by name, a local (sv_coef, sv) tensor file, or a random tiny SVM."""
     torch = require("torch", "eval")
@@ -88,13 +102,8 @@ def load_brisque(spec: str = "brisque", device: str = "cpu", seed: int = 0) -> Q
             path = str(Path(d) / "tiny_brisque_svm.pt")
             torch.save(svm, path)
             net = pyiqa.create_metric("brisque", pretrained_model_path=path, device=torch.device(device))
-    elif spec in BRISQUE_NAMES:
-        try:
-            net = pyiqa.create_metric(spec, device=torch.device(device))
-        except (OSError, RuntimeError, ValueError) as e:
-            raise _offline(spec, e) from e
     else:
-        net = pyiqa.create_metric("brisque", pretrained_model_path=check_tensor_file(spec), device=torch.device(device))
+        net = _named_or_file("brisque", spec, BRISQUE_NAMES, device)
     return QualityModel("brisque", spec, True, net)
 
 
@@ -106,13 +115,8 @@ def load_musiq(spec: str = "musiq", device: str = "cpu", seed: int = 0) -> Quali
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             net = pyiqa.create_metric("musiq", device=torch.device(device), **TINY_MUSIQ)
-    elif spec in MUSIQ_NAMES:
-        try:
-            net = pyiqa.create_metric(spec, device=torch.device(device))
-        except (OSError, RuntimeError, ValueError) as e:
-            raise _offline(spec, e) from e
     else:
-        net = pyiqa.create_metric("musiq", pretrained_model_path=check_tensor_file(spec), device=torch.device(device))
+        net = _named_or_file("musiq", spec, MUSIQ_NAMES, device)
     return QualityModel("musiq", spec, False, net)
 
 
@@ -120,8 +124,6 @@ def tiny_clip_iqa_model(seed: int = 0) -> tuple[Any, Any]:
     """A random transformers CLIPModel with the real CLIP tokenizer and a 32-pixel image processor."""
     torch = require("torch", "eval")
     tf = require("transformers", "eval")
-    from surd.models.tokenizers import CLIP_VOCAB_SIZE, clip_tokenizer
-
     cfg = tf.CLIPConfig(
         text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
                          vocab_size=CLIP_VOCAB_SIZE, max_position_embeddings=77, bos_token_id=49406,

@@ -8,9 +8,11 @@ import html
 from pathlib import Path
 from typing import Any
 
+from surd.deps import require
 from surd.eval.config import BASELINE
+from surd.eval.generate import image_path
 from surd.eval.prompts import PromptSet
-from surd.models import require
+from surd.files import write_bytes_atomic
 
 QUALITY_NAMES = {"brisque": "BRISQUE ↓", "clip_iqa": "CLIP-IQA ↑", "musiq": "MUSIQ ↑"}
 TYPE_ORDER = ("action", "color", "counting", "all")
@@ -73,7 +75,7 @@ def write_charts(results: dict[str, Any], charts: Path) -> list[tuple[str, str]]
     """Bar charts per prompt type with 95% error bars; returns (file name, caption) pairs."""
     mpl = require("matplotlib", "eval")
     mpl.use("Agg")  # no display: files only
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # optional heavy dependency (the eval extra), after choosing the backend
 
     charts.mkdir(parents=True, exist_ok=True)
     types, models, pt = _types(results), results["models"], results["per_type"]
@@ -191,9 +193,6 @@ def grids(results: dict[str, Any], prompts: PromptSet, scores: dict[str, Any], i
 
 def render(results: dict[str, Any], prompts: PromptSet, scores: dict[str, Any], out: Path) -> Path:
     """Write charts and report.html into *out*; returns the report's path."""
-    from surd.eval.generate import image_path
-    from surd.shards import write_bytes_atomic
-
     charts = write_charts(results, out / "charts")
     cfg, ps = results["config"], results["prompt_set"]
     paper = ps["by_source"].get("paper", 0)

@@ -12,7 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from surd.eval.config import EvalConfig, MetricModels
+from surd.eval.generate import generate_images, model_names
 from surd.eval.prompts import PromptSet, load_prompt_set
+from surd.eval.report import render
+from surd.eval.results import csv_text, summarise
+from surd.eval.score import load_all_scores, score_images
+from surd.files import write_bytes_atomic, write_json_atomic
 
 CONFIG_NAME = "eval_config.json"
 RESULTS_NAME = "results.json"
@@ -20,8 +25,6 @@ STUDY_RESULTS_NAME = "study_results.json"
 
 
 def _check_config(cfg: EvalConfig, out: Path) -> None:
-    from surd.shards import write_json_atomic
-
     path = out / CONFIG_NAME
     if path.exists():
         old = json.loads(path.read_text(encoding="utf-8"))
@@ -34,10 +37,6 @@ def _check_config(cfg: EvalConfig, out: Path) -> None:
 
 def build_results(cfg: EvalConfig, prompts: PromptSet) -> tuple[dict[str, Any], dict[str, Any]]:
     """Summaries (with the imported study, if any) and the per-image scores."""
-    from surd.eval.generate import model_names
-    from surd.eval.results import summarise
-    from surd.eval.score import load_all_scores
-
     scores = load_all_scores(cfg, model_names(cfg))
     results = summarise(cfg, prompts, scores)
     study = Path(cfg.out) / STUDY_RESULTS_NAME
@@ -48,10 +47,6 @@ def build_results(cfg: EvalConfig, prompts: PromptSet) -> tuple[dict[str, Any], 
 
 def write_outputs(cfg: EvalConfig, prompts: PromptSet, timing: dict[str, Any] | None = None) -> dict[str, Any]:
     """results.json, results.csv and report.html from what is on disk."""
-    from surd.eval.report import render
-    from surd.eval.results import csv_text
-    from surd.shards import write_bytes_atomic, write_json_atomic
-
     out = Path(cfg.out)
     results, scores = build_results(cfg, prompts)
     if timing is not None:
@@ -66,9 +61,6 @@ def write_outputs(cfg: EvalConfig, prompts: PromptSet, timing: dict[str, Any] | 
 
 def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     """The whole evaluation; returns the summaries (also written to OUT/results.json)."""
-    from surd.eval.generate import generate_images
-    from surd.eval.score import score_images
-
     prompts = load_prompt_set(cfg.prompts)
     cfg.model_dirs()  # every adapter folder exists before anything is written
     _check_config(cfg, Path(cfg.out))

@@ -9,12 +9,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from surd.deps import require
 from surd.eval.answers import is_correct, normalise
 from surd.eval.config import EvalConfig
 from surd.eval.generate import Job, _batches, all_jobs, file_digest, image_path
 from surd.eval.prompts import EvalPrompt, PromptSet
 from surd.eval.quality import load_quality
-from surd.models import require, resolve_device
+from surd.eval.stats import clipscore
+from surd.models import resolve_device
+from surd.models.clip import encode_text, load_clip
+from surd.models.vqa import load_vqa
 
 
 def scores_path(out: str | Path, model: str, key: str) -> Path:
@@ -47,16 +55,12 @@ class Scorer:
 
     def clip(self) -> Any:
         if self._clip is None:
-            from surd.models.clip import load_clip
-
             m = self.cfg.models
             self._clip = load_clip(m.clip, m.clip_pretrained, device=str(self.device), dtype="fp32")
         return self._clip
 
     def vqa(self) -> Any:
         if self._vqa is None:
-            from surd.models.vqa import load_vqa
-
             self._vqa = load_vqa(self.cfg.models.vqa, device=str(self.device), dtype="fp32")
         return self._vqa
 
@@ -68,8 +72,6 @@ class Scorer:
     def clip_cosines(self, images: list[Any], texts: list[str]) -> tuple[list[float], float]:
         """cos(image_i, text_i) for each pair, and CLIP's logit scale (for the paired softmax)."""
         torch = require("torch", "eval")
-        from surd.models.clip import encode_text
-
         c = self.clip()
         x = torch.stack([c.preprocess(im) for im in images]).to(c.device, c.dtype)
         with torch.inference_mode():
@@ -90,13 +92,9 @@ class Scorer:
     def __call__(self, images: list[Any], prompts: list[EvalPrompt]) -> list[dict[str, Any]]:
         """One row of scores per image (PIL) of the given prompts."""
         torch = require("torch", "eval")
-        import numpy as np
-
         rows: list[dict[str, Any]] = [{} for _ in images]
         metrics = self.cfg.metrics
         if "clip" in metrics:
-            from surd.eval.stats import clipscore
-
             cos, scale = self.clip_cosines(images, [p.text for p in prompts])
             for r, c in zip(rows, cos):
                 r.update(clip_cos=c, clipscore=clipscore(c), logit_scale=scale)
@@ -120,9 +118,6 @@ def _stale(row: dict[str, Any] | None, out: str, job: Job) -> bool:
 
 def score_images(cfg: EvalConfig, prompts: PromptSet, scorer: Scorer | None = None) -> dict[str, Any]:
     """Score every image that has no row under the current metrics key; returns {"scored": n, "seconds": s}."""
-    from PIL import Image
-    from tqdm import tqdm
-
     key = cfg.metrics_key()
     jobs = all_jobs(cfg, prompts)
     done = load_all_scores(cfg, list(dict.fromkeys(j.model for j in jobs)))

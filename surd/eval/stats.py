@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from surd.models import require
+from surd.deps import require
 
 ALPHA = 0.05
 

@@ -25,9 +25,17 @@ from pathlib import Path
 from typing import Any
 
 from surd.eval.config import BASELINE
-from surd.review.decisions import DecisionError
+from surd.eval.generate import image_path, seeds
+from surd.eval.prompts import load_prompt_set
+from surd.eval.run import STUDY_RESULTS_NAME, load_config, write_outputs
+from surd.eval.stats import preference
+from surd.files import write_json_atomic
+from surd.review.export import _js
+from surd.review.records import DecisionError
+from surd.review.server import ServeConfig, SiteState
 
 ANSWERS_FORMAT = "surd-eval-study-answers"
+SERVER_FORMAT = ANSWERS_FORMAT + "-set"  # GET /api/decisions of a served study: every rater's answers
 SITE_FORMAT = "surd-eval-study-site"
 KEY_FORMAT = "surd-eval-study-key"
 KEY_NAME = "study_key.json"
@@ -56,12 +64,6 @@ def _hash(*parts: Any) -> str:
 
 def export_study(eval_dir: str | os.PathLike, site_dir: str | os.PathLike, cfg: StudyConfig | None = None) -> dict:
     """Write the study page for an evaluation; returns {"pairs": n, "site": path, "key": path}."""
-    from surd.eval.generate import image_path, seeds
-    from surd.eval.prompts import load_prompt_set
-    from surd.eval.run import load_config
-    from surd.review.export import _js
-    from surd.shards import write_json_atomic
-
     cfg = cfg or StudyConfig()
     ecfg = load_config(eval_dir)
     site = Path(site_dir)
@@ -135,27 +137,39 @@ def parse_answers(doc: Any, source: str, site_id: str, keys: set[str], problems:
     return rater, out
 
 
-class StudyState:
-    """The study server's document store (the review server's protocol): one answers file per rater."""
+class StudyState(SiteState):
+    """A served study (the review server with its access checks, this answer store): one answers file per rater.
 
-    def __init__(self, site_dir: str | os.PathLike):
-        self.root = Path(site_dir).resolve()
+    ``GET /api/decisions`` gives every rater's answers (the page picks its rater's), ``POST`` one rater's whole
+    answer document, ``GET /api/status`` how many pairs each rater answered.
+    """
+
+    def __init__(self, site_dir: str | os.PathLike, cfg: ServeConfig):
+        super().__init__(site_dir, cfg)
         site = self.root / "site.json"
         if not site.exists():
             raise FileNotFoundError(f"{self.root} is not a study site (no site.json): make one with "
                                     f"`surd eval study export EVAL_DIR`")
         info = json.loads(site.read_text(encoding="utf-8"))
+        if info.get("format") != SITE_FORMAT:
+            raise ValueError(f"{self.root} is not a study site (site.json format {info.get('format')!r}); a review "
+                             f"site is served by `surd review serve`")
         self.site_id, self.keys = info["site_id"], set(info["keys"])
         self.lock = threading.Lock()
 
-    def load(self) -> dict[str, Any]:
+    def _raters(self) -> dict[str, dict[str, Any]]:
         with self.lock:
             docs = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((self.root / "answers").glob("*.json"))]
-        return {"format": ANSWERS_FORMAT + "-set", "version": 1, "raters": {d["rater"]: d for d in docs}}
+        return {d["rater"]: d for d in docs}
 
-    def save(self, payload: Any) -> int:
-        from surd.shards import write_json_atomic
+    def document(self, since: int = 0) -> dict[str, Any]:
+        return {"format": SERVER_FORMAT, "version": 1, "site_id": self.site_id, "raters": self._raters()}
 
+    def status(self) -> dict[str, Any]:
+        raters = [{"name": r, "answered": len(d.get("answers") or {})} for r, d in sorted(self._raters().items())]
+        return {"n": len(self.keys), "raters": raters}
+
+    def write(self, payload: Any) -> dict[str, Any]:
         problems: list[str] = []
         rater, answers = parse_answers(payload, "request", self.site_id, self.keys, problems)
         if problems:
@@ -164,7 +178,7 @@ class StudyState:
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", rater) + "-" + _hash(rater)[:6] + ".json"
         with self.lock:
             write_json_atomic(self.root / "answers" / name, payload)
-        return len(answers)
+        return {"saved": len(answers)}
 
 
 def _answer_files(paths: list[Path]) -> list[Path]:
@@ -177,11 +191,6 @@ def _answer_files(paths: list[Path]) -> list[Path]:
 def import_answers(eval_dir: str | os.PathLike, paths: list[str | os.PathLike]) -> dict[str, Any]:
     """Validate every answer file (or served study folder), then write the preference results and refresh the
     report; nothing is written if any file is wrong."""
-    from surd.eval.prompts import load_prompt_set
-    from surd.eval.run import STUDY_RESULTS_NAME, load_config, write_outputs
-    from surd.eval.stats import preference
-    from surd.shards import write_json_atomic
-
     key_path = Path(eval_dir) / KEY_NAME
     if not key_path.exists():
         raise FileNotFoundError(f"{eval_dir} has no {KEY_NAME}: export the study from this folder first")

@@ -10,7 +10,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from surd.runner import ShardTask, format_error, is_fatal, not_run, process_shard
+from surd.task import ShardTask, format_error, is_fatal, not_run, process_shard
 
 _QUEUE: Any = None  # per worker process: where progress counts go
 _UNSENT = [0]

@@ -10,8 +10,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from surd.models import require
-from surd.runner import ShardTask, format_error, is_fatal, not_run, process_shard
+from surd.deps import require
+from surd.task import ShardTask, format_error, is_fatal, not_run, process_shard
 
 
 def _run_shard(stage: str, cfg: Any, output_dir: str, task: ShardTask) -> dict:

@@ -6,12 +6,14 @@ the spec parsing, device/dtype resolution, lazy imports with install hints and o
 
 from __future__ import annotations
 
-import importlib
 import os
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
+
+from surd.deps import require
 
 TINY = "tiny"
 
@@ -49,12 +51,28 @@ def parse_spec(spec: str) -> ModelSpec:
     return ModelSpec("hub", spec)
 
 
-def require(module: str, extra: str) -> ModuleType:
-    """Import a heavy optional dependency, or fail with the exact install command."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise ImportError(f"{module} is needed for this stage: pip install 'surd[{extra}]'") from e
+class ModelCache:
+    """Models loaded once per process and shared by every shard a worker runs (thread-safe).
+
+    ``cache.get(key, build)`` returns the model built for *key*, calling ``build()`` only the first time.
+    """
+
+    def __init__(self, capacity: int | None = None) -> None:
+        self.capacity = capacity  # None = keep every model; 1 = keep only the last (LLMs are large)
+        self._models: dict[Any, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, build: Callable[[], Any]) -> Any:
+        with self._lock:  # held while building: two threads never load the same model twice
+            if key not in self._models:
+                if self.capacity is not None and len(self._models) >= self.capacity:
+                    self._models.clear()  # free the old model before the new one is loaded
+                self._models[key] = build()
+            return self._models[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._models.clear()
 
 
 def offline_hint(hub_id: str, flag: str = "--model") -> str:

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import re
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from surd.models import TINY, ModelLoadError, offline_hint, parse_spec, require, resolve_device, resolve_dtype
+from surd.deps import require
+from surd.models import TINY, ModelCache, ModelLoadError, offline_hint, parse_spec, resolve_device, resolve_dtype
 
 DEFAULT_MODEL = "Salesforce/blip-image-captioning-base"
 
@@ -54,8 +54,7 @@ class Captioner:
     revision: str
 
 
-_CACHE: dict[tuple, Captioner] = {}
-_LOCK = threading.Lock()
+_MODELS = ModelCache()
 
 
 def tiny_processor() -> Any:
@@ -116,10 +115,8 @@ def _load_pretrained(spec_value: str, kind: str, revision: str | None, dtype: An
 def load_captioner(spec: str = DEFAULT_MODEL, *, revision: str | None = None, lavis_checkpoint: str | None = None,
                    device: str = "auto", dtype: str = "auto") -> Captioner:
     """Load (once per process) a BLIP captioner from a hub id, a local folder or ``tiny``."""
-    key = (spec, revision, lavis_checkpoint, device, dtype)
-    with _LOCK:
-        if key in _CACHE:
-            return _CACHE[key]
+
+    def build() -> Captioner:
         parsed = parse_spec(spec)
         dev = resolve_device(device)
         dt = resolve_dtype(dtype, dev)
@@ -133,8 +130,9 @@ def load_captioner(spec: str = DEFAULT_MODEL, *, revision: str | None = None, la
             load_lavis_checkpoint(model, lavis_checkpoint)
             rev = f"lavis:{Path(lavis_checkpoint).name}"
         model = model.to(device=dev, dtype=dt).eval().requires_grad_(False)
-        _CACHE[key] = Captioner(model, processor, dev, dt, parsed.label, rev)
-        return _CACHE[key]
+        return Captioner(model, processor, dev, dt, parsed.label, rev)
+
+    return _MODELS.get((spec, revision, lavis_checkpoint, device, dtype), build)
 
 
 # LAVIS/BLIP names → transformers names, applied in order (the same renames as transformers' BLIP conversion script).
@@ -180,7 +178,7 @@ def read_checkpoint(path: str) -> dict[str, Any]:
     """A state dict from .safetensors, or from a torch file loaded with weights_only=True (no pickle code runs)."""
     torch = require("torch", "caption")
     if str(path).endswith(".safetensors"):
-        from safetensors.torch import load_file
+        from safetensors.torch import load_file  # optional extra: imported on use
 
         return load_file(path)
     try:

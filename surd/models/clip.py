@@ -11,12 +11,12 @@ from a local file, name the ``ViT-B-32-quickgelu`` architecture.
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from surd.models import TINY, ModelLoadError, require, resolve_device, resolve_dtype
+from surd.deps import require
+from surd.models import TINY, ModelCache, ModelLoadError, resolve_device, resolve_dtype
 
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "openai"
@@ -43,8 +43,7 @@ class ClipModel:
     pretrained: str
 
 
-_CACHE: dict[tuple, ClipModel] = {}
-_LOCK = threading.Lock()
+_MODELS = ModelCache()
 
 
 def tiny_clip(seed: int = 0) -> Any:
@@ -101,10 +100,8 @@ def _precision(dtype: Any) -> str:
 def load_clip(model: str = DEFAULT_MODEL, pretrained: str = DEFAULT_PRETRAINED, *, device: str = "auto",
               dtype: str = "auto") -> ClipModel:
     """Load (once per process) an open_clip model, its eval transform and the CLIP tokenizer."""
-    key = (model, pretrained, device, dtype)
-    with _LOCK:
-        if key in _CACHE:
-            return _CACHE[key]
+
+    def build() -> ClipModel:
         open_clip = require("open_clip", "clip")
         dev = resolve_device(device)
         dt = resolve_dtype(dtype, dev)
@@ -113,11 +110,17 @@ def load_clip(model: str = DEFAULT_MODEL, pretrained: str = DEFAULT_PRETRAINED, 
         transform = require("open_clip.transform", "clip")
         preprocess = transform.image_transform_v2(transform.PreprocessCfg(**pp_cfg), is_train=False)
         tokenizer = open_clip.get_tokenizer(DEFAULT_MODEL if model == TINY or os.path.isdir(model) else model)
-        label = str(Path(model).expanduser().resolve()) if os.path.isdir(os.path.expanduser(model)) else model
-        pre_label = str(Path(pretrained).expanduser().resolve()) if pretrained and os.path.isfile(
-            os.path.expanduser(pretrained)) else pretrained
-        _CACHE[key] = ClipModel(net, preprocess, tokenizer, dev, dt, label, pre_label)
-        return _CACHE[key]
+        return ClipModel(net, preprocess, tokenizer, dev, dt, *clip_labels(model, pretrained))
+
+    return _MODELS.get((model, pretrained, device, dtype), build)
+
+
+def clip_labels(model: str, pretrained: str) -> tuple[str, str]:
+    """The (model, pretrained) a loaded CLIP records: local folders and checkpoint files as resolved paths."""
+    label = str(Path(model).expanduser().resolve()) if os.path.isdir(os.path.expanduser(model)) else model
+    pre_label = str(Path(pretrained).expanduser().resolve()) if pretrained and os.path.isfile(
+        os.path.expanduser(pretrained)) else pretrained
+    return label, pre_label
 
 
 def token_count(tokenizer: Any, text: str) -> int:

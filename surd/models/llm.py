@@ -15,13 +15,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from surd.deps import require
 from surd.models import (
     ModelLoadError,
     ModelSpec,
     model_revision,
     offline_hint,
     parse_spec,
-    require,
     resolve_device,
     resolve_dtype,
 )

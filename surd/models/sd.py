@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from surd.models import TINY, ModelLoadError, offline_hint, parse_spec, require
+from surd.deps import require
+from surd.models import TINY, ModelLoadError, offline_hint, parse_spec
+from surd.models.tokenizers import CLIP_VOCAB_SIZE, clip_tokenizer
 
 TINY_TEXT_DIM = 32
 
@@ -51,9 +53,7 @@ def tiny_sd_components(text_dim: int = TINY_TEXT_DIM, unet_channels: tuple[int, 
     """Small random SD components (real classes, real CLIP tokenizer); sizes as diffusers' own tests use."""
     torch = require("torch", "adapter")
     diffusers = require("diffusers", "adapter")
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    from surd.models.tokenizers import CLIP_VOCAB_SIZE, clip_tokenizer
+    from transformers import CLIPTextConfig, CLIPTextModel  # optional extra: imported on use
 
     torch.manual_seed(seed)
     n = len(unet_channels)
@@ -95,7 +95,7 @@ def load_sd(spec: str) -> SDComponents:
         _, _, width = parsed.value.partition(":")
         return tiny_sd_components(text_dim=int(width) if width else TINY_TEXT_DIM)
     diffusers = require("diffusers", "adapter")
-    from transformers import CLIPTextModel, CLIPTokenizer
+    from transformers import CLIPTextModel, CLIPTokenizer  # optional extra: imported on use
 
     src = parsed.value
     try:

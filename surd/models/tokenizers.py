@@ -8,6 +8,8 @@ import os
 from functools import cache
 from pathlib import Path
 
+from surd.deps import require
+
 CLIP_VOCAB_SIZE = 49408
 
 
@@ -26,7 +28,6 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 def open_clip_bpe_path() -> Path:
     """Path of the CLIP BPE merges file bundled in the open_clip wheel."""
-    from surd.models import require
 
     open_clip = require("open_clip", "clip")
     path = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
@@ -67,6 +68,6 @@ def clip_tokenizer_dir(cache_dir: str | None = None) -> Path:
 
 def clip_tokenizer(model_max_length: int = 77):
     """transformers.CLIPTokenizer with the real CLIP vocabulary (offline)."""
-    from transformers import CLIPTokenizer
+    from transformers import CLIPTokenizer  # optional extra: imported on use
 
     return CLIPTokenizer.from_pretrained(str(clip_tokenizer_dir()), model_max_length=model_max_length)

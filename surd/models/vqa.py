@@ -10,7 +10,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from surd.models import TINY, ModelLoadError, offline_hint, parse_spec, require, resolve_device, resolve_dtype
+from surd.deps import require
+from surd.models import TINY, ModelLoadError, offline_hint, parse_spec, resolve_device, resolve_dtype
+from surd.models.blip import tiny_model, tiny_processor
 
 DEFAULT_VQA = "Salesforce/blip-vqa-base"
 
@@ -47,8 +49,6 @@ def load_vqa(spec: str = DEFAULT_VQA, *, device: str = "auto", dtype: str = "aut
         if key in _CACHE:
             return _CACHE[key]
         tf = require("transformers", "eval")
-        from surd.models.blip import tiny_model, tiny_processor
-
         parsed = parse_spec(spec)
         dev = resolve_device(device)
         dt = resolve_dtype(dtype, dev)

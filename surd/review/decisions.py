@@ -1,11 +1,14 @@
-"""Review decision files: parse and validate surd JSON, CSV and Label Studio exports into one key → Decision map.
+"""Review decision files: parse and validate surd JSON, journals, CSV and Label Studio exports, then merge them.
 
-The surd decision format (what the review page exports and `surd review serve` writes as ``decisions.json``)::
+The surd decision format (what the review page exports and `surd review serve` snapshots as ``decisions.json``)::
 
     {"format": "surd-review-decisions", "version": 1,
-     "decisions": {"<key>": {"decision": "accept" | "reject", "note": "optional free text"}, ...}}
+     "decisions": {"<key>": {"decision": "accept" | "reject", "note": "optional free text",
+                             "reviewer": "optional name"}, ...}}
 
-Keys absent from ``decisions`` are undecided. Every problem is collected (file name + what is wrong) so a user
+A served site's snapshot adds ``site_id``, ``role`` (``review`` or ``adjudication``), ``seq`` and per entry
+``time`` and ``rev``; its journal ``decisions.jsonl`` (`surd.review.journal`) is read too. Keys absent from
+``decisions`` (or ``"undecided"``) are undecided. Every problem is collected (file name + what is wrong) so a user
 fixes all files in one go; nothing is applied unless every file is valid.
 """
 
@@ -16,52 +19,25 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-FORMAT = "surd-review-decisions"
-VERSION = 1
-CHOICES = ("accept", "reject")
-MAX_NOTE = 2000
+from surd.review.agreement import Merged, Source, merge
+from surd.review.journal import JournalError, parse_journal
+from surd.review.labelstudio import parse_export
+from surd.review.records import CHOICES, FORMAT, ROLES, UNDECIDED, VERSION, Decision, DecisionError, make_decision
+
 # Spreadsheet users type short forms; anything else is an error, not a silent guess.
-_CSV_ALIASES = {"accept": "accept", "a": "accept", "reject": "reject", "r": "reject"}
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One reviewer decision: ``accept`` or ``reject``, with an optional note."""
-
-    decision: str
-    note: str = ""
-
-    def __post_init__(self) -> None:
-        if self.decision not in CHOICES:
-            raise ValueError(f"decision must be one of {CHOICES}, got {self.decision!r}")
-
-
-class DecisionError(ValueError):
-    """One or more decision files are invalid; ``problems`` lists every one as 'file: what is wrong'."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = list(problems)
-        shown = "\n  ".join(self.problems[:20])
-        more = f"\n  ... and {len(self.problems) - 20} more" if len(self.problems) > 20 else ""
-        super().__init__(f"invalid review decisions ({len(self.problems)} problem(s)); nothing was written:\n  {shown}{more}")
-
-
-def to_document(decisions: Mapping[str, Decision]) -> dict[str, Any]:
-    """The surd decision document for *decisions* (keys sorted, so files diff cleanly)."""
-    return {
-        "format": FORMAT,
-        "version": VERSION,
-        "decisions": {k: {"decision": d.decision, "note": d.note} for k, d in sorted(decisions.items())},
-    }
+_CSV_ALIASES = {"accept": "accept", "a": "accept", "reject": "reject", "r": "reject", "": "", "undecided": "", "u": ""}
 
 
 def parse_document(obj: Any, source: str, problems: list[str]) -> dict[str, Decision]:
-    """Validate a surd decision document; appends 'source: problem' lines to *problems*."""
+    """Validate a surd decision document; appends 'source: problem' lines to *problems*.
+
+    Entries may carry a reviewer (and, in a served site's snapshot, time and rev); ``"undecided"`` entries are an
+    explicit "no decision" and are left out.
+    """
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         problems.append(f"{source}: not a surd decision file (expected a JSON object with \"format\": \"{FORMAT}\")")
         return {}
@@ -72,35 +48,23 @@ def parse_document(obj: Any, source: str, problems: list[str]) -> dict[str, Deci
     if not isinstance(entries, dict):
         problems.append(f"{source}: \"decisions\" must be an object mapping sample key → {{decision, note}}")
         return {}
+    default_reviewer = obj.get("reviewer") if isinstance(obj.get("reviewer"), str) else ""
     out: dict[str, Decision] = {}
     for key, entry in entries.items():
         if not isinstance(entry, dict):
             problems.append(f"{source}: key {key!r}: expected {{\"decision\": ..., \"note\": ...}}, got {entry!r:.60}")
             continue
-        d = make_decision(entry.get("decision"), entry.get("note", ""), f"{source}: key {key!r}", problems)
+        if entry.get("decision") == UNDECIDED:
+            continue
+        d = make_decision(entry.get("decision"), entry.get("note", ""), f"{source}: key {key!r}", problems,
+                          entry.get("reviewer") or default_reviewer)
         if d is not None:
             out[key] = d
     return out
 
 
-def make_decision(value: Any, note: Any, where: str, problems: list[str]) -> Decision | None:
-    """A validated Decision, or None after appending 'where: problem' to *problems*."""
-    if value not in CHOICES:
-        problems.append(f"{where}: decision must be \"accept\" or \"reject\", got {value!r}")
-        return None
-    if note is None:
-        note = ""
-    if not isinstance(note, str):
-        problems.append(f"{where}: note must be a string, got {type(note).__name__}")
-        return None
-    if len(note) > MAX_NOTE:
-        problems.append(f"{where}: note is {len(note)} characters; keep it under {MAX_NOTE}")
-        return None
-    return Decision(value, note)
-
-
 def parse_csv(text: str, source: str, problems: list[str]) -> dict[str, Decision]:
-    """A filled-in review CSV (columns key, decision, note; others ignored). Empty decision = undecided."""
+    """A filled-in review CSV (columns key, decision, note, optional reviewer; others ignored). Empty = undecided."""
     reader = csv.DictReader(io.StringIO(text))
     missing = {"key", "decision"} - set(reader.fieldnames or [])
     if missing:
@@ -113,12 +77,13 @@ def parse_csv(text: str, source: str, problems: list[str]) -> dict[str, Decision
         if not key:
             problems.append(f"{source}: line {line}: empty key")
             continue
-        if not raw:
-            continue
         if raw not in _CSV_ALIASES:
             problems.append(f"{source}: line {line}: decision must be accept/reject (or a/r), got {row['decision']!r}")
             continue
-        d = make_decision(_CSV_ALIASES[raw], (row.get("note") or "").strip(), f"{source}: line {line}", problems)
+        if not _CSV_ALIASES[raw]:
+            continue
+        d = make_decision(_CSV_ALIASES[raw], (row.get("note") or "").strip(), f"{source}: line {line}", problems,
+                          (row.get("reviewer") or "").strip())
         if d is None:
             continue
         if key in out and out[key] != d:
@@ -127,50 +92,68 @@ def parse_csv(text: str, source: str, problems: list[str]) -> dict[str, Decision
     return out
 
 
-def parse_file(path: str | os.PathLike, problems: list[str]) -> dict[str, Decision]:
-    """Parse one decision file of any supported format (by content: surd JSON, Label Studio JSON, or CSV)."""
-    from surd.review.labelstudio import parse_export
-
-    source = str(path)
+def _parse_journal(data: bytes, source: str, problems: list[str]) -> Source:
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")
+        journal = parse_journal(data, source)
+    except JournalError as exc:
+        problems.append(str(exc))
+        return Source(source, {})
+    decided = {k: Decision(r["decision"], r["note"], r["reviewer"]) for k, r in journal.current.items()
+               if r["decision"] in CHOICES}
+    return Source(source, decided, journal.header.get("role", "review"), journal.header.get("site_id", ""), journal.seq)
+
+
+def parse_source(path: str | os.PathLike, problems: list[str]) -> Source:
+    """Parse one decision file of any supported format: surd JSON, a served site's journal (.jsonl), Label Studio
+    JSON / JSON-MIN, or CSV (by suffix, then content)."""
+    source = str(path)
+    suffix = Path(path).suffix.lower()
+    try:
+        data = Path(path).read_bytes()
+        if suffix == ".jsonl":
+            return _parse_journal(data, source, problems)
+        text = data.decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(f"{source}: cannot read: {exc}")
-        return {}
-    if Path(path).suffix.lower() == ".csv":
-        return parse_csv(text, source, problems)
+        return Source(source, {})
+    if suffix == ".csv":
+        return Source(source, parse_csv(text, source, problems))
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         problems.append(f"{source}: not valid JSON ({exc}); expected a surd decision file, a Label Studio export or a .csv")
-        return {}
+        return Source(source, {})
     if isinstance(obj, list):
-        return parse_export(obj, source, problems)
-    return parse_document(obj, source, problems)
+        return Source(source, parse_export(obj, source, problems))
+    decisions = parse_document(obj, source, problems)
+    role = obj.get("role") if isinstance(obj, dict) and obj.get("role") in ROLES else "review"
+    seq = obj.get("seq") if isinstance(obj, dict) and isinstance(obj.get("seq"), int) else None
+    site_id = obj.get("site_id") if isinstance(obj, dict) and isinstance(obj.get("site_id"), str) else ""
+    return Source(source, decisions, role, site_id, seq)
 
 
-def load_decisions(paths: Iterable[str | os.PathLike], known_keys: Iterable[str] | None = None) -> dict[str, Decision]:
+def parse_file(path: str | os.PathLike, problems: list[str]) -> dict[str, Decision]:
+    """The decisions of one file (see `parse_source`)."""
+    return parse_source(path, problems).decisions
+
+
+def resolve(paths: Iterable[str | os.PathLike], known_keys: Iterable[str] | None = None,
+            conflict: str = "error") -> Merged:
     """Parse and merge decision files; raise `DecisionError` listing every problem, before anything is applied.
 
-    A key decided the same way in several files is fine (notes are joined); different decisions are a conflict.
-    With *known_keys*, decisions for keys outside the dataset are an error (listing a few of them).
+    A key decided the same way in several files is fine (notes are joined); different decisions are settled by the
+    *conflict* rule (`surd.review.agreement.merge`). With *known_keys*, decisions for keys outside the dataset are
+    an error (listing a few of them).
     """
     problems: list[str] = []
-    merged: dict[str, Decision] = {}
-    origin: dict[str, str] = {}
     paths = [str(p) for p in paths]
     if not paths:
         raise DecisionError(["no decision files given"])
-    for path in paths:
-        for key, d in parse_file(path, problems).items():
-            if key not in merged:
-                merged[key], origin[key] = d, path
-            elif merged[key].decision != d.decision:
-                problems.append(f"{path}: key {key!r} is {d.decision}ed here but {merged[key].decision}ed in {origin[key]}")
-            elif d.note and d.note != merged[key].note:
-                merged[key] = Decision(d.decision, "; ".join(n for n in (merged[key].note, d.note) if n))
+    sources = [parse_source(p, problems) for p in paths]
+    merged = merge(sources, conflict, problems)
     if known_keys is not None:
-        unknown = sorted(set(merged) - set(known_keys))
+        named = set().union(*(s.decisions for s in sources))
+        unknown = sorted(named - set(known_keys))
         if unknown:
             shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
             problems.append(f"{len(unknown)} decision(s) name keys that are not in the dataset: {shown} "
@@ -178,6 +161,12 @@ def load_decisions(paths: Iterable[str | os.PathLike], known_keys: Iterable[str]
     if problems:
         raise DecisionError(problems)
     return merged
+
+
+def load_decisions(paths: Iterable[str | os.PathLike], known_keys: Iterable[str] | None = None,
+                   conflict: str = "error") -> dict[str, Decision]:
+    """The merged key → Decision map of decision files (see `resolve`)."""
+    return resolve(paths, known_keys, conflict).decisions
 
 
 def files_digest(paths: Iterable[str | os.PathLike]) -> str:

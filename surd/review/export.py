@@ -12,7 +12,9 @@ since browsers block ``fetch()`` of local JSON) or from ``surd review serve``::
   decisions.json                written by `surd review serve` as the reviewer works
 
 With ``split`` > 1, samples sorted by key are cut into N contiguous, disjoint batches, each a full export in
-``batch_XX/``.
+``batch_XX/``; ``overlap`` = f also gives a deterministic fraction f of the samples (the first by sha256 of the key)
+to a second batch, so two reviewers decide them and `surd review import` can measure their agreement. An
+adjudication site (`export_adjudication`) holds only the disagreements, with every reviewer's opinion shown.
 """
 
 from __future__ import annotations
@@ -25,29 +27,34 @@ import os
 import shutil
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+from tqdm import tqdm
+
 from surd.review.labelstudio import LABEL_CONFIG, make_tasks
+from surd.review.site import SITE_FORMAT
 from surd.sample import Sample
+from surd.shards import iter_dataset, list_shards, read_stats
 
 FORMATS = ("site", "labelstudio", "csv")
 IMAGE_EXTS = ("jpg", "jpeg", "webp", "png")
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_FILES = ("index.html", "sitekit.js", "app.js", "style.css")
-SITE_FORMAT = "surd-review-site"
 CSV_COLUMNS = ("key", "image", "simple_prompt", "complex_prompt", "simple_score", "complex_score", "decision", "note")
 
 
 @dataclass(frozen=True)
 class ExportConfig:
-    """How `export_review` writes a review: format, number of batches, thumbnail size, chunking."""
+    """How `export_review` writes a review: format, number of batches and their overlap, thumbnails, chunking."""
 
     format: str = "site"
     split: int = 1
+    overlap: float = 0.0  # fraction of samples given to two batches (two reviewers), for agreement
     thumb_size: int = 256
     chunk_size: int = 500
     image_url_prefix: str = ""  # labelstudio: e.g. "/data/local-files/?d=review/" for Label Studio local storage
@@ -58,6 +65,10 @@ class ExportConfig:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
         if not 1 <= self.split <= 1000:
             raise ValueError(f"split must be between 1 and 1000 batches, got {self.split}")
+        if not 0.0 <= self.overlap <= 1.0:
+            raise ValueError(f"overlap must be a fraction between 0 and 1 (e.g. 0.1), got {self.overlap}")
+        if self.overlap > 0 and self.split < 2:
+            raise ValueError("overlap gives samples to two batches: use it with --split 2 or more")
         if not 32 <= self.thumb_size <= 1024:
             raise ValueError(f"thumb_size must be between 32 and 1024 pixels, got {self.thumb_size}")
         if not 10 <= self.chunk_size <= 100_000:
@@ -72,6 +83,7 @@ class ExportResult:
 
     n: int
     batches: list[Path] = field(default_factory=list)
+    shared: int = 0  # samples in two batches (overlap)
     seconds: float = 0.0
 
 
@@ -96,7 +108,6 @@ def _score(value: Any) -> float | None:
 
 def make_thumbnail(data: bytes, size: int) -> bytes:
     """A JPEG thumbnail that fits in size×size (Pillow drafts JPEG decoding at a reduced scale)."""
-    from PIL import Image
 
     with Image.open(io.BytesIO(data)) as im:
         im.thumbnail((size, size))
@@ -119,21 +130,21 @@ def _write_media(sample: Sample, row: dict[str, Any], media_dir: Path, thumb_siz
             row["thumb"] = False
 
 
-def _collect(dataset_dir: Path, media_dir: Path, cfg: ExportConfig, progress: bool) -> list[dict[str, Any]]:
-    """Stream the dataset once: write media on a thread pool, return the review rows."""
-    from tqdm import tqdm
-
-    from surd.shards import iter_dataset, read_stats
+def _collect(dataset_dir: Path, media_dir: Path, cfg: ExportConfig, progress: bool,
+             only: set[str] | None = None) -> list[dict[str, Any]]:
+    """Stream the dataset once (keeping only keys in *only* if given): write media on a thread pool, return rows."""
 
     for sub in ("images", "thumbs") if cfg.format == "site" else ("images",):
         (media_dir / sub).mkdir(parents=True, exist_ok=True)
-    total = sum(s.get("kept", 0) for s in read_stats(dataset_dir).values()) or None
+    total = (sum(s.get("kept", 0) for s in read_stats(dataset_dir).values()) or None) if only is None else len(only)
     thumb = cfg.thumb_size if cfg.format == "site" else None
     rows: dict[str, dict[str, Any]] = {}
     pending: deque[Future] = deque()
     workers = cfg.workers or min(4, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as pool, tqdm(total=total, desc="export", unit="img", disable=not progress) as bar:
         for sample in iter_dataset(dataset_dir):
+            if only is not None and sample["__key__"] not in only:
+                continue
             row = sample_row(sample)
             if row["key"] in rows:
                 raise ValueError(f"key {row['key']!r} appears twice in {dataset_dir}; a surd dataset has unique keys")
@@ -159,13 +170,35 @@ def split_rows(rows: list[dict[str, Any]], n: int) -> list[list[dict[str, Any]]]
     return out
 
 
+def assign_batches(rows: list[dict[str, Any]], n: int, overlap: float = 0.0) -> list[list[dict[str, Any]]]:
+    """Split rows into n batches (contiguous in key order) and give round(overlap·len) rows a second batch.
+
+    The shared rows are the first by sha256 of the key (spread over the dataset, the same on every run); the j-th
+    shared row of batch i also goes to batch i+1+(j mod n−1), so every pair of neighbouring batches shares some.
+    """
+    batches = split_rows(rows, n)
+    if overlap <= 0 or n < 2:
+        return batches
+    primary = {r["key"]: i for i, b in enumerate(batches) for r in b}
+    count = round(overlap * len(rows))
+    shared = sorted(sorted(rows, key=lambda r: hashlib.sha256(r["key"].encode()).digest())[:count],
+                    key=lambda r: r["key"])
+    extra: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+    for j, r in enumerate(shared):
+        extra[(primary[r["key"]] + 1 + j % (n - 1)) % n].append(r)
+    return [sorted(b + e, key=lambda r: r["key"]) for b, e in zip(batches, extra)]
+
+
 def export_review(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg: ExportConfig | None = None,
-                  progress: bool = True) -> ExportResult:
-    """Export *dataset_dir* for review into *out_dir* (which must be new or empty: it may hold decisions)."""
+                  progress: bool = True, *, opinions: Mapping[str, list[list[str]]] | None = None) -> ExportResult:
+    """Export *dataset_dir* for review into *out_dir* (which must be new or empty: it may hold decisions).
+
+    With *opinions* (key → [[reviewer, decision, note], …]) only those keys are exported, as an adjudication site
+    that shows each reviewer's opinion (see `export_adjudication`).
+    """
     cfg = cfg or ExportConfig()
     t0 = time.perf_counter()
     dataset_dir, out = Path(dataset_dir), Path(out_dir)
-    from surd.shards import list_shards
 
     if not list_shards(dataset_dir):
         raise FileNotFoundError(f"no shards (NNNNN.tar) in {dataset_dir}: point at a stage's output directory")
@@ -173,14 +206,24 @@ def export_review(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, cf
         raise FileExistsError(f"{out} is not empty (it may hold review decisions); choose a new --out directory")
     out.mkdir(parents=True, exist_ok=True)
     media = out if cfg.split == 1 else out / ".staging"
-    rows = _collect(dataset_dir, media, cfg, progress)
+    rows = _collect(dataset_dir, media, cfg, progress, None if opinions is None else set(opinions))
+    for r in rows:
+        if opinions is not None:
+            r["opinions"] = [list(o) for o in opinions[r["key"]]]
     result = ExportResult(n=len(rows))
-    batches = split_rows(rows, cfg.split)
+    batches = assign_batches(rows, cfg.split, cfg.overlap)
+    seen: dict[str, int] = {}
+    for r in (r for b in batches for r in b):
+        seen[r["key"]] = seen.get(r["key"], 0) + 1
+    shared = {k for k, c in seen.items() if c > 1}
+    result.shared = len(shared)
+    info = {"dataset": str(dataset_dir.resolve()), "batches": cfg.split, "overlap": cfg.overlap,
+            "role": "review" if opinions is None else "adjudication"}
     for i, batch in enumerate(batches):
         bdir = out if cfg.split == 1 else out / f"batch_{i:02d}"
         if cfg.split > 1:
-            _move_media(batch, media, bdir, cfg.format == "site")
-        _WRITERS[cfg.format](batch, bdir, cfg, {"dataset": str(dataset_dir.resolve()), "batch": i, "batches": cfg.split})
+            _move_media(batch, media, bdir, cfg.format == "site", shared)
+        _WRITERS[cfg.format](batch, bdir, cfg, {**info, "batch": i})
         result.batches.append(bdir)
     if cfg.split > 1:
         shutil.rmtree(media)
@@ -190,15 +233,24 @@ def export_review(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, cf
     return result
 
 
-def _move_media(batch: list[dict[str, Any]], staging: Path, bdir: Path, thumbs: bool) -> None:
+def export_adjudication(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                        opinions: Mapping[str, list[list[str]]], progress: bool = True) -> ExportResult:
+    """A review site of only the keys in *opinions* (the disagreements), each card showing who decided what."""
+    return export_review(dataset_dir, out_dir, ExportConfig(), progress, opinions=opinions)
+
+
+def _move_media(batch: list[dict[str, Any]], staging: Path, bdir: Path, thumbs: bool, shared: set[str]) -> None:
+    """Move a batch's files out of staging; a key in two batches is copied (staging is removed at the end)."""
     for sub in ("images", "thumbs") if thumbs else ("images",):
         (bdir / sub).mkdir(parents=True, exist_ok=True)
+    place = shutil.copyfile
     for row in batch:
+        put = place if row["key"] in shared else os.replace
         if row["ext"] is not None:
             name = f"{row['key']}.{row['ext']}"
-            os.replace(staging / "images" / name, bdir / "images" / name)
+            put(staging / "images" / name, bdir / "images" / name)
         if thumbs and row.get("thumb"):
-            os.replace(staging / "thumbs" / f"{row['key']}.jpg", bdir / "thumbs" / f"{row['key']}.jpg")
+            put(staging / "thumbs" / f"{row['key']}.jpg", bdir / "thumbs" / f"{row['key']}.jpg")
 
 
 def _image_path(row: dict[str, Any]) -> str:
@@ -221,17 +273,23 @@ def write_site(rows: list[dict[str, Any]], bdir: Path, cfg: ExportConfig, info: 
         shutil.copyfile(STATIC_DIR / name, bdir / name)
     (bdir / "data").mkdir(exist_ok=True)
     has_scores = any(r["simple_score"] is not None or r["complex_score"] is not None for r in rows)
-    site_id = hashlib.sha1("\n".join([info["dataset"], *keys]).encode()).hexdigest()[:16]
+    role = info.get("role", "review")  # an adjudication site's id differs even over the same keys as a batch
+    site_id = hashlib.sha1("\n".join([info["dataset"], *keys, *([role] if role != "review" else [])]).encode()
+                           ).hexdigest()[:16]
     title = f"{Path(info['dataset']).name}" + (f" · batch {info['batch']:02d}" if info["batches"] > 1 else "")
+    if info.get("role") == "adjudication":
+        title += " · adjudication"
     index = {
         "version": 1, "title": title, "site_id": site_id, "n": len(rows), "chunk_size": cfg.chunk_size, "keys": keys,
+        "role": info.get("role", "review"),
         "scores": {"simple": [r["simple_score"] for r in rows], "complex": [r["complex_score"] for r in rows]}
         if has_scores else None,
     }
     (bdir / "data" / "index.js").write_text(f"window.SURD_INDEX = {_js(index)};\n", encoding="utf-8")
     for ci, chunk in enumerate(_chunks(rows, cfg.chunk_size)):
         items = [{"k": r["key"], "s": r["simple_prompt"], "c": r["complex_prompt"], "i": _image_path(r),
-                  "t": f"thumbs/{r['key']}.jpg" if r.get("thumb") else ""} for r in chunk]
+                  "t": f"thumbs/{r['key']}.jpg" if r.get("thumb") else "", **({"o": r["opinions"]} if "opinions" in r
+                                                                            else {})} for r in chunk]
         (bdir / "data" / f"chunk_{ci:04d}.js").write_text(f"surdChunk({ci}, {_js(items)});\n", encoding="utf-8")
     site = {"format": SITE_FORMAT, "version": 1, **info, "site_id": site_id, "n": len(rows), "keys": keys}
     (bdir / "site.json").write_text(json.dumps(site, indent=1) + "\n", encoding="utf-8")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from surd.review.decisions import Decision, make_decision
+from surd.review.records import Decision, make_decision
 
 LABEL_CONFIG = """<View>
   <Header value="Does the image match its simple prompt?"/>

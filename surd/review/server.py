@@ -1,75 +1,220 @@
-"""`surd review serve`: a small local server for one review site that saves decisions to disk as they are made.
+"""`surd review serve`: a server for one review site that several reviewers can use at once without losing a decision.
 
-Serves only regular files inside the review directory (no listings, no path traversal, no symlinks out), and
-``GET/POST /api/decisions``: the POST body is a full surd decision document, validated against the site's keys
-and written atomically to ``decisions.json``. Bound to 127.0.0.1 by default; a POST whose Origin is another site
-is refused, so a web page the reviewer happens to visit cannot write decisions.
+Serves only regular files inside the review directory (no listings, no path traversal, no symlinks out), and:
+
+- ``GET /api/decisions[?since=SEQ]``: every key's current record (or those changed after SEQ), with revisions;
+- ``POST /api/decisions``: ``{"reviewer": "alice", "decisions": {"<key>": {"decision": "accept" | "reject" |
+  "undecided", "note": "", "base": REV}}}``, merged per key: a key the body does not name is never touched. Each
+  change names the revision it was based on (``base``, 0 = never decided); if the key moved on meanwhile the whole
+  request is refused with 409 and the current records (``conflicts``), nothing written. Changes are appended to the
+  journal ``decisions.jsonl`` and fsynced before the reply; ``decisions.json`` is a snapshot rebuilt from it;
+- ``GET /api/status``: per-reviewer counts, rate and what is left (`surd.review.progress`).
+
+The documents behind the API belong to the site's state: `ReviewState` (the decision journal) here; another static
+page can be served the same way with its own `SiteState` subclass (the eval preference study stores answers).
+
+Access (`surd.review.access`): on loopback without a token only loopback host names are answered; any other bind
+needs a token (made at start and printed in the URL to share, unless ``--token`` or an explicit ``--no-auth``).
+Writes need ``Content-Type: application/json`` and, when the browser sends one, a same-origin ``Origin``; bodies
+over ``max_body`` get 413, clients over the rate limit 429.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import threading
+import signal
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
-from surd.review.decisions import FORMAT, VERSION, DecisionError, parse_document, to_document
+from surd.review.access import (
+    RateLimiter,
+    cookie_name,
+    host_header_is_loopback,
+    is_loopback,
+    new_token,
+    supplied_token,
+    token_matches,
+    token_problem,
+)
+from surd.review.decisions import parse_document
+from surd.review.journal import (
+    JOURNAL_NAME,
+    SNAPSHOT_NAME,
+    Change,
+    Conflict,
+    Journal,
+    JournalFailed,
+    make_header,
+    now_iso,
+)
+from surd.review.progress import Tally
+from surd.review.records import (
+    CHOICES,
+    FORMAT,
+    ROLES,
+    UNDECIDED,
+    VERSION,
+    DecisionError,
+    entry_problem,
+    reviewer_problem,
+)
+from surd.review.site import read_site
 
-DECISIONS_NAME = "decisions.json"
-MAX_BODY = 64 * 1024 * 1024  # 60,000 decisions with notes are a few MB
+MAX_CHANGES = 5000  # per request; the page sends a few hundred at most
 
 
-def read_site(review_dir: str | os.PathLike) -> dict[str, Any]:
-    """The site.json of a review batch; a clear error when pointed at a split export's root or elsewhere."""
-    root = Path(review_dir)
-    site = root / "site.json"
-    if not site.exists():
-        batches = sorted(p.name for p in root.glob("batch_*") if (p / "site.json").exists())
-        hint = f"; it holds batches, serve one of them: {root / batches[0]}" if batches else \
-            "; create one with `surd review export DIR --out REVIEW_DIR`"
-        raise FileNotFoundError(f"{root} is not a review site (no site.json){hint}")
-    return json.loads(site.read_text(encoding="utf-8"))
+@dataclass(frozen=True)
+class ServeConfig:
+    """How a review site is served: address, access (token or explicitly none), and the bounds on requests."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    token: str = ""  # "" = a random one when host is not loopback
+    no_auth: bool = False  # serve without a token even beyond loopback (a trusted network only)
+    rate: float = 50.0  # API requests per second per client address (a NAT may hide a team), on average ...
+    burst: int = 500  # ... with bursts up to this many
+    max_body: int = 1 << 20
+    snapshot_every: float = 2.0  # seconds between decisions.json snapshots while decisions arrive
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0..65535 (0 = any free port), got {self.port}")
+        if self.token and self.no_auth:
+            raise ValueError("--token and --no-auth contradict each other: give one")
+        if self.token and (problem := token_problem(self.token)):
+            raise ValueError(problem)
+        if self.rate <= 0 or self.burst < 1:
+            raise ValueError(f"rate must be > 0 requests/s and burst >= 1, got {self.rate} and {self.burst}")
+        if self.max_body < 1024:
+            raise ValueError(f"max_body must be at least 1024 bytes, got {self.max_body}")
+        if self.snapshot_every <= 0:
+            raise ValueError(f"snapshot_every must be > 0 seconds, got {self.snapshot_every}")
 
 
-class ReviewState:
-    """The site's keys and its decisions file; one lock so concurrent POSTs never interleave writes."""
+class SiteState:
+    """What every served site has: its folder, who may use it (token, or loopback host names) and the rate limit.
 
-    def __init__(self, review_dir: str | os.PathLike):
-        self.root = Path(review_dir).resolve()
-        self.keys = frozenset(read_site(self.root)["keys"])
-        self.path = self.root / DECISIONS_NAME
-        self.lock = threading.Lock()
+    Subclasses hold the documents behind the API, called from the request threads: ``document(since)`` answers
+    ``GET /api/decisions``, ``status()`` ``GET /api/status``, ``write(payload)`` a ``POST /api/decisions`` (its reply;
+    `DecisionError` → 400, `Conflict` → 409, `JournalFailed` → 503), and ``close()`` runs once when the server closes.
+    """
 
-    def load(self) -> dict[str, Any]:
-        with self.lock:
-            if self.path.exists():
-                return json.loads(self.path.read_text(encoding="utf-8"))
-        return {"format": FORMAT, "version": VERSION, "decisions": {}}
+    def __init__(self, site_dir: str | os.PathLike, cfg: ServeConfig):
+        self.root = Path(site_dir).resolve()
+        self.cfg = cfg
+        self.token = "" if cfg.no_auth else cfg.token or ("" if is_loopback(cfg.host) else new_token())
+        self.loopback_names_only = not self.token and is_loopback(cfg.host)
+        self.limiter = RateLimiter(cfg.rate, cfg.burst)
 
-    def save(self, payload: Any) -> int:
-        """Validate and store a full decision document; returns the number of decisions."""
-        from surd.shards import write_json_atomic
+    def document(self, since: int = 0) -> dict[str, Any]:
+        raise NotImplementedError
 
-        problems: list[str] = []
-        decisions = parse_document(payload, "request", problems)
-        unknown = sorted(set(decisions) - self.keys)
+    def status(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def write(self, payload: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class ReviewState(SiteState):
+    """A review site: its keys, its journal, and the running tally for the status header."""
+
+    def __init__(self, review_dir: str | os.PathLike, cfg: ServeConfig):
+        super().__init__(review_dir, cfg)
+        site = read_site(self.root)
+        self.keys = frozenset(site["keys"])
+        self.tally = Tally()
+        role = site.get("role", "review") if site.get("role") in ROLES else "review"
+        header = make_header(site.get("site_id", ""), role)
+        self.journal = Journal(self.root, header, self._legacy_seed(), cfg.snapshot_every, self.tally.add)
+        unknown = sorted(set(self.journal.current) - self.keys)
         if unknown:
-            problems.append(f"{len(unknown)} key(s) are not in this review site: {', '.join(unknown[:5])}")
+            self.journal.close()
+            raise ValueError(f"{self.journal.path} names {len(unknown)} key(s) this site does not hold "
+                             f"({', '.join(unknown[:3])}): it belongs to another review site")
+
+    def _legacy_seed(self) -> list[dict[str, Any]]:
+        """A site served by an older surd has decisions.json and no journal: its decisions become the first records."""
+        path = self.root / SNAPSHOT_NAME
+        if (self.root / JOURNAL_NAME).exists() or not path.exists():
+            return []
+        problems: list[str] = []
+        decisions = parse_document(json.loads(path.read_text(encoding="utf-8")), str(path), problems)
         if problems:
             raise DecisionError(problems)
-        with self.lock:
-            write_json_atomic(self.path, to_document(decisions))
-        return len(decisions)
+        when = now_iso()
+        return [{"seq": i, "key": k, "decision": d.decision, "note": d.note, "reviewer": d.reviewer, "time": when,
+                 "rev": 1} for i, (k, d) in enumerate(sorted(decisions.items()), start=1)]
+
+    def document(self, since: int = 0) -> dict[str, Any]:
+        recs, seq = self.journal.snapshot(since)
+        return {"format": FORMAT, "version": VERSION, "site_id": self.journal.header.get("site_id", ""),
+                "role": self.journal.header.get("role", "review"), "seq": seq,
+                "decisions": {r["key"]: {f: r[f] for f in ("decision", "note", "reviewer", "time", "rev")}
+                              for r in recs}}
+
+    def status(self) -> dict[str, Any]:
+        recs, seq = self.journal.snapshot()
+        return self.tally.report({r["key"]: r for r in recs}, len(self.keys), seq)
+
+    def parse_changes(self, payload: Any) -> tuple[list[Change], str]:
+        """Validate a POST body into changes and the reviewer; `DecisionError` lists every problem."""
+        problems: list[str] = []
+        if not isinstance(payload, dict) or not isinstance(payload.get("decisions"), dict):
+            raise DecisionError(["body must be a JSON object with \"reviewer\" and \"decisions\": {key: {decision, "
+                                 "note, base}}"])
+        if payload.get("format", FORMAT) != FORMAT:
+            problems.append(f"format must be {FORMAT!r}")
+        reviewer = payload.get("reviewer")
+        if (problem := reviewer_problem(reviewer)) is not None:
+            problems.append(problem)
+        entries = payload["decisions"]
+        if len(entries) > MAX_CHANGES:
+            problems.append(f"{len(entries)} changes in one request; send at most {MAX_CHANGES}")
+        changes = []
+        for key, e in list(entries.items())[:MAX_CHANGES]:
+            if key not in self.keys:
+                problems.append(f"key {key!r} is not in this review site")
+                continue
+            if not isinstance(e, dict):
+                problems.append(f"key {key!r}: expected {{decision, note, base}}")
+                continue
+            base = e.get("base", 0)
+            problem = entry_problem(e.get("decision"), e.get("note"), (*CHOICES, UNDECIDED))
+            if problem is None and (not isinstance(base, int) or isinstance(base, bool) or base < 0):
+                problem = f"base must be the revision the change is based on (an integer >= 0), got {base!r}"
+            if problem is not None:
+                problems.append(f"key {key!r}: {problem}")
+                continue
+            changes.append(Change(key, e["decision"], e.get("note") or "", base))
+        if problems:
+            raise DecisionError(problems)
+        return changes, reviewer.strip()
+
+    def write(self, payload: Any) -> dict[str, Any]:
+        changes, reviewer = self.parse_changes(payload)
+        revs, seq = self.journal.apply(changes, reviewer)
+        return {"saved": len(revs), "revs": revs, "seq": seq}
+
+    def close(self) -> None:
+        self.journal.close()
 
 
 class ReviewHandler(SimpleHTTPRequestHandler):
-    """Static files from the review directory plus the decisions API."""
+    """Static files from the site's directory plus the decisions API, behind the access checks."""
 
-    state: ReviewState  # set on the per-server subclass
+    state: SiteState  # set on the per-server subclass
+    protocol_version = "HTTP/1.1"  # keep-alive: a page loads dozens of thumbnails
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, directory=str(self.state.root), **kwargs)
@@ -79,24 +224,82 @@ class ReviewHandler(SimpleHTTPRequestHandler):
 
     def end_headers(self) -> None:
         self.send_header("Cache-Control", "no-store")  # decisions and data must never come from a stale cache
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "no-referrer")  # the URL may carry the token
         super().end_headers()
 
-    def _json(self, status: int, obj: Any) -> None:
-        body = json.dumps(obj).encode()
+    def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+        body = json.dumps(obj, ensure_ascii=False).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
         self.end_headers()
         self.wfile.write(body)
 
+    def _error(self, status: int, message: str, api: bool, headers: dict[str, str] | None = None) -> None:
+        if api:
+            return self._json(status, {"error": message}, headers)
+        self.send_error(status, message)
+
+    # ------------------------------------------------------------------------------------------ access
+    def _allowed(self, api: bool) -> bool:
+        """Rate limit (API), then token or loopback host name; answers the request itself when refused."""
+        st = self.state
+        if api and (wait := st.limiter.wait_time(self.client_address[0])) > 0:
+            self._error(HTTPStatus.TOO_MANY_REQUESTS, "too many requests; slow down", api,
+                        {"Retry-After": str(max(1, round(wait)))})
+            return False
+        if not st.token:
+            if st.loopback_names_only and not host_header_is_loopback(self.headers.get("Host")):
+                self._error(HTTPStatus.MISDIRECTED_REQUEST, "this server answers only to localhost / 127.0.0.1", api)
+                return False
+            return True
+        token, in_url = supplied_token(self.path, self.headers, self.server.server_port)
+        if not token_matches(token, st.token):
+            self._error(HTTPStatus.UNAUTHORIZED, "missing or wrong token: open the URL the server printed when it "
+                        "started (it ends in ?token=...)", api)
+            return False
+        if in_url and not api:  # keep the token in a cookie, and out of the address bar and history
+            self.send_response(HTTPStatus.SEE_OTHER)
+            self.send_header("Set-Cookie", f"{cookie_name(self.server.server_port)}={token}; Path=/; HttpOnly; "
+                                           "SameSite=Strict")
+            self.send_header("Location", urlsplit(self.path).path or "/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return False
+        return True
+
+    def _same_origin(self) -> bool:
+        if self.headers.get("Sec-Fetch-Site") not in (None, "same-origin", "none"):
+            return False
+        origin = self.headers.get("Origin")
+        if origin is None:
+            return True  # not a browser, or a same-origin request from an old browser
+        return origin != "null" and urlsplit(origin).netloc == self.headers.get("Host", "")
+
+    # ------------------------------------------------------------------------------------------ routes
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        if urlsplit(self.path).path == "/api/decisions":
-            return self._json(HTTPStatus.OK, self.state.load())
-        if self._resolve() is None:
-            return self.send_error(HTTPStatus.NOT_FOUND, "not found")
+        path = urlsplit(self.path).path
+        api = path.startswith("/api/")
+        if not self._allowed(api):
+            return
+        try:
+            if path == "/api/decisions":
+                since = parse_qs(urlsplit(self.path).query).get("since", ["0"])[0]
+                return self._json(HTTPStatus.OK, self.state.document(int(since) if since.isdigit() else 0))
+            if path == "/api/status":
+                return self._json(HTTPStatus.OK, self.state.status())
+        except JournalFailed as exc:
+            return self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)})
+        if api or self._resolve() is None:
+            return self._error(HTTPStatus.NOT_FOUND, "not found", api)
         return super().do_GET()
 
     def do_HEAD(self) -> None:  # noqa: N802
+        if not self._allowed(False):
+            return
         if self._resolve() is None:
             return self.send_error(HTTPStatus.NOT_FOUND, "not found")
         return super().do_HEAD()
@@ -109,50 +312,110 @@ class ReviewHandler(SimpleHTTPRequestHandler):
             return None
         return target
 
-    def _same_origin(self) -> bool:
-        origin = self.headers.get("Origin")
-        if origin is None or origin == "null":  # fetch() from the page itself sends its own origin
-            return origin is None
-        return urlsplit(origin).netloc == self.headers.get("Host", "")
+    def _body(self) -> bytes | None:
+        """The request body within the size bound, or None after answering 411/413."""
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            self._json(HTTPStatus.LENGTH_REQUIRED, {"error": "Content-Length required"})
+            self.close_connection = True
+            return None
+        if not 0 < length <= self.state.cfg.max_body:
+            self.close_connection = True  # the unread body would otherwise be taken for the next request
+            self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                       {"error": f"body must be 1..{self.state.cfg.max_body} bytes; send fewer changes at once"})
+            return None
+        return self.rfile.read(length)
 
     def do_POST(self) -> None:  # noqa: N802
         if urlsplit(self.path).path != "/api/decisions":
+            self.close_connection = True
             return self._json(HTTPStatus.NOT_FOUND, {"error": "POST only to /api/decisions"})
+        if not self._allowed(True):
+            self.close_connection = True
+            return
+        if (self.headers.get("Content-Type") or "").split(";")[0].strip().lower() != "application/json":
+            self.close_connection = True
+            return self._json(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"error": "Content-Type must be application/json"})
         if not self._same_origin():
+            self.close_connection = True
             return self._json(HTTPStatus.FORBIDDEN, {"error": "cross-origin request refused"})
-        length = int(self.headers.get("Content-Length") or 0)
-        if not 0 < length <= MAX_BODY:
-            return self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"body must be 1..{MAX_BODY} bytes"})
+        body = self._body()
+        if body is None:
+            return
         try:
-            payload = json.loads(self.rfile.read(length))
-            n = self.state.save(payload)
+            reply = self.state.write(json.loads(body))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             return self._json(HTTPStatus.BAD_REQUEST, {"error": f"body is not JSON: {exc}"})
         except DecisionError as exc:
             return self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc), "problems": exc.problems})
-        return self._json(HTTPStatus.OK, {"saved": n})
+        except Conflict as exc:
+            return self._json(HTTPStatus.CONFLICT, {"error": str(exc), "conflicts": exc.current})
+        except JournalFailed as exc:
+            return self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)})
+        return self._json(HTTPStatus.OK, reply)
+
+
+class ReviewServer(ThreadingHTTPServer):
+    """A threading HTTP server that owns the site's state (a review journal is closed, with a last snapshot, on
+    server_close)."""
+
+    daemon_threads = True
+    request_queue_size = 128  # a team's tabs connect at once; the default backlog of 5 resets connections
+    state: SiteState
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.state.close()
+
+    def urls(self) -> list[str]:
+        """The URL to open here, and (beyond loopback) the one to share, with the token if there is one."""
+        host = self.state.cfg.host
+        query = f"?token={self.state.token}" if self.state.token else ""
+        local = "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host == "::" else \
+            f"[{host}]" if ":" in host else host
+        out = [f"http://{local}:{self.server_port}/{query}"]
+        if not is_loopback(host):
+            name = socket.gethostname() if host in ("0.0.0.0", "::", "") else local
+            shared = name if name and not is_loopback(name) else "THIS-MACHINE'S-ADDRESS"
+            out.append(f"http://{shared}:{self.server_port}/{query}")
+        return out
 
 
 def make_server(review_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 8765,
-                state: Any = None) -> ThreadingHTTPServer:
+                cfg: ServeConfig | None = None,
+                state_class: Callable[[Path, ServeConfig], SiteState] = ReviewState) -> ReviewServer:
     """A ready (not yet serving) server for *review_dir*; port 0 picks a free port (see ``server.server_port``).
 
-    ``state`` replaces the review decisions with another document store of the same shape (``root``, ``load()``,
-    ``save(payload)`` raising DecisionError): the eval study page saves its answers through it.
+    *cfg* overrides *host* and *port* when given. *state_class* makes the site's state (default: a review site).
     """
-    state = state or ReviewState(review_dir)
+    cfg = cfg or ServeConfig(host=host, port=port)
+    state = state_class(Path(review_dir), cfg)
     handler = type("BoundReviewHandler", (ReviewHandler,), {"state": state})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    return server
+    family = socket.AF_INET6 if ":" in cfg.host else socket.AF_INET
+    server_cls = type("BoundReviewServer", (ReviewServer,), {"address_family": family, "state": state})
+    try:
+        return server_cls((cfg.host, cfg.port), handler)
+    except OSError:
+        state.close()
+        raise
 
 
-def serve(review_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 8765, state: Any = None,
-          verb: str = "reviewing") -> None:
-    """Serve *review_dir* until interrupted."""
-    server = make_server(review_dir, host, port, state)
-    root = server.RequestHandlerClass.state.root
-    print(f"{verb} {root}: open http://{host}:{server.server_port}/  (Ctrl+C stops)", flush=True)
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def serve(review_dir: str | os.PathLike, cfg: ServeConfig | None = None,
+          state_class: Callable[[Path, ServeConfig], SiteState] = ReviewState, verb: str = "reviewing") -> None:
+    """Serve *review_dir* until interrupted (Ctrl+C or SIGTERM), then close its state (a review's last snapshot)."""
+    server = make_server(review_dir, cfg=cfg, state_class=state_class)
+    urls = server.urls()
+    print(f"{verb} {server.state.root}: open {urls[0]}  (Ctrl+C stops)", flush=True)
+    if len(urls) > 1:
+        print(f"share with your team: {urls[1]}", flush=True)
+    if not server.state.token and not is_loopback(server.state.cfg.host):
+        print("warning: --no-auth: anyone who can reach this address can read and write decisions", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop also ends with a last snapshot
     try:
         server.serve_forever()
     except KeyboardInterrupt:

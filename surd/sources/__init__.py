@@ -1,58 +1,65 @@
-"""Source registry: where ingest rows come from (manifests, the SURD folder layout, web APIs, URL lists).
+"""Source registry: where ingest rows come from (manifests, image folders, web APIs and pages, URL lists, several
+at once).
 
-A source module defines a frozen dataclass ``Config`` and ``list_rows(cfg, state_dir) -> Iterator[dict]``
-yielding rows built with `make_row`. ``state_dir`` persists across reruns (cursors, listed pages).
+What a source module defines is the `Source` protocol below (checked for every registered source by the tests).
+A source made of other sources (``multi``) also defines ``bind(cfg, build, load)``: `build_source_config` hands
+it this registry's own functions, so it never imports the registry that names it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
+from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-SOURCES: dict[str, str] = {
+from surd.registry import Registry
+
+SOURCES = Registry("source", {
     "manifest": "surd.sources.manifest",
-    "surd_folder": "surd.sources.surd_folder",
+    "folder": "surd.sources.folder",
+    "surd_folder": "surd.sources.folder",  # the name before every folder layout was read: old pipelines keep working
     "urls": "surd.sources.urls",
     "civitai": "surd.sources.civitai",
     "lexica": "surd.sources.lexica",
     "diffusiondb": "surd.sources.diffusiondb",
-}
+    "sdonline": "surd.sources.sdonline",
+    "multi": "surd.sources.multi",
+})
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A source module: where ingest's rows come from."""
+
+    Config: type  # a frozen dataclass; ingest's ``path`` fills its ``path`` field, ``options`` the rest
+
+    def list_rows(self, cfg: Any, state_dir: Path) -> Iterator[dict[str, Any]]:
+        """Rows built with `make_row`, in a stable order; ``state_dir`` persists across reruns."""
+        ...
 
 
 def list_sources() -> list[str]:
-    return sorted(SOURCES)
+    """The registered source names."""
+    return SOURCES.names()
 
 
 def get_source(name: str) -> ModuleType:
-    key = name.strip().replace("-", "_")
-    if key not in SOURCES:
-        raise KeyError(f"unknown source {name!r}; valid sources: {', '.join(list_sources())}")
-    return importlib.import_module(SOURCES[key])
+    """Import and return the source module for *name*; the error lists the valid names."""
+    return SOURCES.load(name)
 
 
 def build_source_config(name: str, path: str, options: dict[str, Any]) -> Any:
     """The source's Config from ingest's ``path`` + ``options``; unknown option names are listed in the error."""
     module = get_source(name)
-    fields = {f.name for f in dataclasses.fields(module.Config)}
+    fields = {f.name for f in dataclasses.fields(module.Config) if f.init}
     values = dict(options or {})
     if "path" in fields and path:
         values.setdefault("path", path)
     unknown = sorted(set(values) - fields)
     if unknown:
         raise ValueError(f"unknown option(s) {unknown} for source {name!r}; valid: {', '.join(sorted(fields))}")
-    return module.Config(**values)
-
-
-def make_row(*, source: str, source_id: str, image: str, complex_prompt: str | None, negative_prompt: str | None = "",
-             simple_prompt: str | None = None, url: str = "", license: str = "", provenance: Any = None,
-             nsfw: Any = None, extra: dict[str, Any] | None = None, error: str | None = None,
-             error_detail: str = "") -> dict[str, Any]:
-    """One ingest row. ``error`` (a reject reason) marks a row already rejected at listing time."""
-    return {
-        "source": str(source), "source_id": str(source_id), "image": image,
-        "complex_prompt": complex_prompt, "negative_prompt": negative_prompt or "", "simple_prompt": simple_prompt,
-        "url": url or "", "license": license or "", "provenance": provenance, "nsfw": nsfw,
-        "extra": extra or {}, "error": error, "error_detail": error_detail,
-    }
+    cfg = module.Config(**values)
+    bind = getattr(module, "bind", None)
+    return bind(cfg, build_source_config, get_source) if bind else cfg

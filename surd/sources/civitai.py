@@ -14,14 +14,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from surd.download import DownloadConfig, get_json
-from surd.sources import make_row
-from surd.sources.web_state import PageLog
+from surd.fetch.http import DownloadConfig, get_json
+from surd.sources.civitai_shapes import read_item
+from surd.sources.rows import make_row
+from surd.sources.web_state import NetworkGate, PageLog
 
 SORTS = ("Most Reactions", "Most Comments", "Most Collected", "Newest", "Oldest")
 PERIODS = ("AllTime", "Year", "Month", "Week", "Day")
 NSFW_LEVELS = ("", "None", "Soft", "Mature", "X", "true", "false")
 MAX_LIMIT = 200  # the API refuses larger pages
+MAX_EMPTY_PAGES = 5  # consecutive empty pages (each with a next cursor) before the listing is taken as finished
 
 
 @dataclass(frozen=True)
@@ -88,8 +90,9 @@ def full_size_url(url: str) -> str:
 
 
 def item_row(item: dict[str, Any], cfg: Config) -> dict[str, Any]:
-    """One API item → one ingest row; an item without ``meta.prompt`` is a row rejected as missing_prompt."""
-    meta = item.get("meta") or {}
+    """One API item → one ingest row; an unusable item (no prompt, a video, …) is a row rejected with its reason."""
+    view = read_item(item)
+    meta = view.meta
     stats_keys = ("seed", "steps", "cfgScale", "sampler", "clipSkip", "Size")
     extra = {
         "image_id": item.get("id"), "width": item.get("width"), "height": item.get("height"),
@@ -97,23 +100,17 @@ def item_row(item: dict[str, Any], cfg: Config) -> dict[str, Any]:
         "username": item.get("username"), "post_id": item.get("postId"), "created_at": item.get("createdAt"),
         "hash": item.get("hash"), **{k: meta.get(k) for k in stats_keys},
     }  # fmt: skip
-    prompt = meta.get("prompt")
-    has_prompt = isinstance(prompt, str) and prompt.strip() != ""
-    image = full_size_url(item["url"]) if cfg.original and item.get("url") else item.get("url") or ""
+    url = item.get("url") if isinstance(item.get("url"), str) else ""
+    image = full_size_url(url) if cfg.original and url else url
     site = cfg.base_url.rstrip("/")
-    error, detail = None, ""
-    if not image:
-        error, detail = "missing_image_ref", "the Civitai item has no url"
-    elif not has_prompt:
-        error, detail = "missing_prompt", "the Civitai item has no meta.prompt (generation data not shared)"
+    negative = meta.get("negativePrompt")
     return make_row(
-        source="civitai", source_id=str(item.get("id")), image=image,
-        complex_prompt=prompt if has_prompt else None, negative_prompt=meta.get("negativePrompt") or "",
+        source="civitai", source_id=str(item.get("id")), image=image, complex_prompt=view.prompt,
+        negative_prompt=negative if isinstance(negative, str) else "",
         url=f"{site}/images/{item.get('id')}", license="Civitai user content (see the site's terms)",
         provenance={"api": f"{site}/api/v1/images", "image_url": item.get("url")},
-        nsfw={"nsfw": item.get("nsfw"), "level": item.get("nsfwLevel"), "browsing_level": item.get("browsingLevel")},
-        extra={k: v for k, v in extra.items() if v is not None},
-        error=error, error_detail=detail,
+        nsfw=view.nsfw, extra={k: v for k, v in {**extra, "media_type": view.media_type}.items() if v is not None},
+        error=view.error, error_detail=view.detail,
     )  # fmt: skip
 
 
@@ -122,28 +119,48 @@ def _headers(cfg: Config) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
+def _ends(page: dict[str, Any], sent: set[Any], empty_run: int) -> bool:
+    """Whether the listing ends after *page*: no next cursor (null or ""), a cursor already sent (a server that
+    pages in a circle), or MAX_EMPTY_PAGES empty pages in a row. Civitai filters after paging, so one empty page
+    with a cursor is not the end."""
+    nxt = page["next"]
+    return nxt is None or nxt == "" or nxt in sent or empty_run >= MAX_EMPTY_PAGES
+
+
+def _fetch_page(cfg: Config, cursor: Any, dl: DownloadConfig, headers: dict[str, str]) -> dict[str, Any]:
+    params = {**cfg.query(), **({"cursor": cursor} if cursor is not None else {})}
+    url = f"{cfg.base_url.rstrip('/')}/api/v1/images?{urlencode(params)}"
+    data = get_json(url, dl, headers)
+    if not isinstance(data, dict) or not isinstance(data.get("items"), list):
+        got = sorted(data)[:8] if isinstance(data, dict) else type(data).__name__
+        raise RuntimeError(f"GET {url} answered without an items list (got {got}): the API shape changed")
+    nxt = (data.get("metadata") or {}).get("nextCursor")
+    return {"cursor": cursor, "next": nxt, "items": [i for i in data["items"] if isinstance(i, dict)]}
+
+
 def list_rows(cfg: Config, state_dir: Path) -> Iterator[dict[str, Any]]:
-    """Replay the saved pages, then fetch the rest from the saved cursor, saving each page before yielding it."""
+    """Replay the saved pages, then fetch the rest from the saved cursor, saving each page before yielding it.
+
+    Cursors are opaque (Civitai sends strings such as ``"123|1700000000000"``, older answers numbers): sent back
+    exactly as received, URL-encoded.
+    """
     log = PageLog(Path(state_dir) / "civitai_pages.jsonl", {"base_url": cfg.base_url, **cfg.query()})
     budget = cfg.max_items or float("inf")
-    cursor, finished, n = None, False, 0
-    for page in log.pages():
+    cursor, finished, n, sent, empty_run = None, False, 0, set(), 0
+    dl, headers = DownloadConfig(**cfg.http), _headers(cfg)
+    online = NetworkGate("civitai", cfg.base_url, dl, state_dir)
+    saved = iter(log.pages())
+    while not finished and n < budget:
+        page = next(saved, None)
+        if page is None:
+            online.check()
+            page = _fetch_page(cfg, cursor, dl, headers)
+            log.append(page)
         for item in page["items"]:
             if n >= budget:
                 return
             n += 1
             yield item_row(item, cfg)
-        cursor, finished = page["next"], page["next"] is None or not page["items"]
-    dl, headers = DownloadConfig(**cfg.http), _headers(cfg)
-    while not finished and n < budget:
-        params = {**cfg.query(), **({"cursor": cursor} if cursor is not None else {})}
-        data = get_json(f"{cfg.base_url.rstrip('/')}/api/v1/images?{urlencode(params)}", dl, headers)
-        items = [i for i in data.get("items") or [] if isinstance(i, dict)]
-        nxt = (data.get("metadata") or {}).get("nextCursor")
-        log.append({"cursor": cursor, "next": nxt, "items": items})
-        for item in items:
-            if n >= budget:
-                return
-            n += 1
-            yield item_row(item, cfg)
-        cursor, finished = nxt, nxt is None or not items
+        sent.add(page["cursor"])
+        empty_run = 0 if page["items"] else empty_run + 1
+        cursor, finished = page["next"], _ends(page, sent, empty_run)

@@ -1,4 +1,4 @@
-"""DiffusionDB source: ``metadata.parquet`` rows → ``zip:<part zip>#<image name>`` refs, and the fetcher for them.
+"""DiffusionDB source: ``metadata.parquet`` rows → ``zip:<part zip>#<image name>`` refs (read by `surd.fetch.archive`).
 
 The metadata and the part zips may be local paths or http(s) URLs; remote files go through the guarded downloader
 into a cache folder once. Rows above the nsfw score thresholds become rows rejected as nsfw_image / nsfw_prompt.
@@ -6,30 +6,20 @@ into a cache folder once. Rows above the nsfw score thresholds become rows rejec
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import os
-import zipfile
-from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from surd.download import DownloadConfig, client_for
-from surd.fetchers import FetchError
-from surd.net import sniff_image
-from surd.sources import make_row
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from surd.fetch.http import DownloadConfig, download_cached, is_remote
+from surd.fetch.result import FetchError
+from surd.sources.rows import make_row
 
 COLUMNS = ("image_name", "prompt", "part_id", "seed", "step", "cfg", "sampler", "width", "height", "user_name",
            "timestamp", "image_nsfw", "prompt_nsfw")  # fmt: skip
-REMOTE_MAX_BYTES = 8 * 1024**3  # a DiffusionDB part zip is ~1 GB; the metadata parquet a few hundred MB
-REMOTE_TIMEOUT = 900.0
-
-
-def _is_remote(location: str) -> bool:
-    return urlsplit(location).scheme in ("http", "https")
 
 
 @dataclass(frozen=True)
@@ -48,7 +38,7 @@ class Config:
         object.__setattr__(self, "part_ids", tuple(int(p) for p in self.part_ids))
         if not self.path:
             raise ValueError("diffusiondb needs its metadata.parquet: pass a local path or URL")
-        if not _is_remote(self.path) and not Path(self.path).is_file():
+        if not is_remote(self.path) and not Path(self.path).is_file():
             raise FileNotFoundError(f"DiffusionDB metadata {self.path} not found: check the path")
         for name in ("max_image_nsfw", "max_prompt_nsfw"):
             value = getattr(self, name)
@@ -61,36 +51,14 @@ class Config:
     def parts_location(self) -> str:
         if self.parts:
             return self.parts.rstrip("/")
-        if _is_remote(self.path):
+        if is_remote(self.path):
             return self.path.rsplit("/", 1)[0] + "/images"
         return str(Path(self.path).resolve().parent / "images")
 
 
-def cached(location: str, cfg: DownloadConfig) -> Path | FetchError:
-    """A local path for *location*, downloading a remote file once into the cache folder."""
-    if not _is_remote(location):
-        return Path(location)
-    cache = Path(cfg.cache_dir or Path.home() / ".cache" / "surd") / "downloads"
-    name = os.path.basename(urlsplit(location).path) or "file"
-    target = cache / f"{hashlib.sha1(location.encode()).hexdigest()[:16]}-{name}"
-    if target.exists():
-        return target
-    big = dataclasses.replace(cfg, max_bytes=max(cfg.max_bytes, REMOTE_MAX_BYTES), timeout=max(cfg.timeout, REMOTE_TIMEOUT))
-    data = client_for(big).fetch(location, kind="data")
-    if isinstance(data, FetchError):
-        return data
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)  # atomic: a concurrent worker sees either nothing or the whole file
-    return target
-
-
 def _rows_table(cfg: Config) -> list[dict[str, Any]]:
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
-    local = cached(cfg.path, DownloadConfig(**cfg.http))
+    local = download_cached(cfg.path, DownloadConfig(**cfg.http))
     if isinstance(local, FetchError):
         raise RuntimeError(f"cannot fetch DiffusionDB metadata {cfg.path}: {local.reason}: {local.detail}")
     schema_names = pq.read_schema(local).names
@@ -133,42 +101,3 @@ def list_rows(cfg: Config, state_dir: Path | None = None) -> Iterator[dict[str, 
             nsfw={"image_nsfw": rec.get("image_nsfw"), "prompt_nsfw": rec.get("prompt_nsfw")},
             extra={k: v for k, v in extra.items() if v is not None}, error=error, error_detail=detail,
         )  # fmt: skip
-
-
-def _read_member(zf: zipfile.ZipFile, name: str, cfg: DownloadConfig) -> bytes | FetchError:
-    try:
-        info = zf.getinfo(name)
-    except KeyError:
-        return FetchError("missing_in_zip", f"{name} not in {zf.filename}")
-    if info.file_size > cfg.max_bytes:  # checked before inflating: a zip member can be a bomb too
-        return FetchError("too_large", f"{name}: {info.file_size} bytes > max_bytes {cfg.max_bytes}")
-    try:
-        data = zf.read(info)
-    except (zipfile.BadZipFile, OSError, ValueError) as e:
-        return FetchError("bad_zip", f"{name} in {zf.filename}: {e}")
-    return data if sniff_image(data) else FetchError("not_an_image", f"{name}: first bytes {data[:16]!r}")
-
-
-def fetch_many(refs: list[str], options: dict[str, Any]) -> list[bytes | FetchError]:
-    """Read ``zip:<zip path or URL>#<member>`` refs, opening each zip once; results in the order of *refs*."""
-    cfg = DownloadConfig(**options)
-    groups: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    out: list[bytes | FetchError | None] = [None] * len(refs)
-    for i, ref in enumerate(refs):
-        location, sep, member = ref[len("zip:") :].rpartition("#")
-        if not sep or not member:
-            out[i] = FetchError("invalid_ref", f"{ref!r} is not zip:<zip path or URL>#<member name>")
-        else:
-            groups[location].append((i, member))
-    for location, members in groups.items():
-        local = cached(location, cfg)
-        try:
-            zf = zipfile.ZipFile(local) if not isinstance(local, FetchError) else None
-        except (OSError, zipfile.BadZipFile) as e:
-            local = FetchError("missing_file" if isinstance(e, FileNotFoundError) else "bad_zip", f"{location}: {e}")
-            zf = None
-        for i, member in members:
-            out[i] = local if zf is None else _read_member(zf, member, cfg)
-        if zf is not None:
-            zf.close()
-    return out  # type: ignore[return-value]

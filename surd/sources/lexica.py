@@ -1,7 +1,9 @@
 """Lexica source: ``GET /api/v1/search?q=`` per query → rows of (full-size src, prompt, width/height, model, seed).
 
-Each query's answer is saved in the ingest state folder once fetched, so a rerun replays finished queries and
-only asks for the rest.
+The search endpoint answers at most 50 images per query and has no cursor: right for small queries. ``mode="cursor"``
+pages through ``POST /api/infinite-prompts`` instead (`surd.sources.lexica_infinite`), the listing that collects a
+dataset. Either way every answer is saved in the ingest state folder once fetched, so a rerun replays what was
+listed and only asks for the rest.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from surd.download import DownloadConfig, get_json
-from surd.sources import make_row
-from surd.sources.web_state import PageLog
+from surd.fetch.http import DownloadConfig, get_json
+from surd.sources import lexica_infinite
+from surd.sources.rows import make_row
+from surd.sources.web_state import NetworkGate, PageLog
+
+MODES = ("search", "cursor")
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,12 @@ class Config:
     max_items: int = 0  # 0 = everything the queries return
     include_nsfw: bool = False  # items Lexica flags nsfw become rows rejected as "nsfw" unless this is set
     http: dict[str, Any] = field(default_factory=dict)  # DownloadConfig options for the API requests
+    mode: str = "search"  # "search": GET /api/v1/search (<= 50 per query); "cursor": POST /api/infinite-prompts
+    max_pages: int = 0  # cursor mode: pages per query (0 = until the listing ends)
+    search_mode: str = "images"  # cursor mode: the request's searchMode ("images" or "trending")
+    listing_source: str = "search"  # cursor mode: the request's source ("search" or "home")
+    model: str = "lexica-aperture-v2"  # cursor mode: the request's model filter
+    image_base: str = "https://image.lexica.art/full_jpg/"  # cursor mode: full-size JPEG = image_base + image id
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "queries", tuple(q.strip() for q in self.queries))
@@ -35,10 +46,23 @@ class Config:
             raise ValueError("lexica max_items must be >= 0 (0 = no limit)")
         if urlsplit(self.base_url).scheme not in ("http", "https"):
             raise ValueError(f"lexica base_url must be an http(s) URL, got {self.base_url!r}")
+        checks = [
+            (self.mode in MODES, f"lexica mode must be one of {', '.join(MODES)}, got {self.mode!r}"),
+            (self.max_pages >= 0, "lexica max_pages must be >= 0 (0 = no limit)"),
+            (self.search_mode in lexica_infinite.SEARCH_MODES,
+             f"lexica search_mode must be one of {', '.join(lexica_infinite.SEARCH_MODES)}, got {self.search_mode!r}"),
+            (self.listing_source in lexica_infinite.LISTING_SOURCES, f"lexica listing_source must be one of "
+             f"{', '.join(lexica_infinite.LISTING_SOURCES)}, got {self.listing_source!r}"),
+            (urlsplit(self.image_base).scheme in ("http", "https"),
+             f"lexica image_base must be an http(s) URL prefix, got {self.image_base!r}"),
+        ]  # fmt: skip
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
         DownloadConfig(**self.http)
 
 
-def item_row(item: dict[str, Any], query: str, cfg: Config) -> dict[str, Any]:
+def item_row(item: dict[str, Any], query: str, cfg: Config, api: str = "") -> dict[str, Any]:
     """One search hit → one ingest row (no prompt or no src → a row already rejected with that reason)."""
     prompt = item.get("prompt")
     has_prompt = isinstance(prompt, str) and prompt.strip() != ""
@@ -57,20 +81,26 @@ def item_row(item: dict[str, Any], query: str, cfg: Config) -> dict[str, Any]:
     return make_row(
         source="lexica", source_id=str(item.get("id")), image=src, complex_prompt=prompt if has_prompt else None,
         negative_prompt=item.get("negativePrompt") or "", url=item.get("gallery") or f"{site}/prompt/{item.get('id')}",
-        license="Lexica content (see the site's terms)", provenance={"api": f"{site}/api/v1/search", "query": query},
+        license="Lexica content (see the site's terms)",
+        provenance={"api": api or f"{site}/api/v1/search", "query": query},
         nsfw={"nsfw": bool(item.get("nsfw"))}, extra={k: v for k, v in extra.items() if v is not None},
         error=error, error_detail=detail,
     )  # fmt: skip
 
 
 def list_rows(cfg: Config, state_dir: Path) -> Iterator[dict[str, Any]]:
-    """Rows of every query in order; answered queries are replayed from the state folder."""
+    """Rows of every query in order; answered queries (cursor mode: pages) are replayed from the state folder."""
+    if cfg.mode == "cursor":
+        yield from lexica_infinite.list_rows(cfg, state_dir, item_row)
+        return
     log = PageLog(Path(state_dir) / "lexica_pages.jsonl", {"base_url": cfg.base_url, "queries": list(cfg.queries)})
     saved = {page["cursor"]: page["items"] for page in log.pages()}
     dl = DownloadConfig(**cfg.http)
     budget, n = cfg.max_items or float("inf"), 0
+    online = NetworkGate("lexica", cfg.base_url, dl, state_dir)
     for query in cfg.queries:
         if query not in saved:
+            online.check()
             data = get_json(f"{cfg.base_url.rstrip('/')}/api/v1/search?{urlencode({'q': query})}", dl)
             saved[query] = [i for i in data.get("images") or [] if isinstance(i, dict)]
             log.append({"cursor": query, "next": None, "items": saved[query]})

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from surd.fetchers import local_path, scheme_of
-from surd.sources import make_row
+from surd.fetch import local_path, scheme_of
+from surd.sources.rows import make_row
 from surd.sources.tables import BAD, check_table, read_records, text
 
 

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 FORMATS = ("auto", "jsonl", "csv", "tsv", "parquet")
 SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv",
             ".parquet": "parquet"}
@@ -70,7 +72,6 @@ def _read_csv(path: Path, delimiter: str) -> Iterator[dict[str, Any]]:
 
 
 def _read_parquet(path: Path) -> Iterator[dict[str, Any]]:
-    import pyarrow.parquet as pq
 
     for batch in pq.ParquetFile(path).iter_batches(batch_size=8192):
         yield from batch.to_pylist()

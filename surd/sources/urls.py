@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from surd.sources import make_row
+from surd.sources.rows import make_row
 from surd.sources.tables import BAD, check_table, read_records, text
 
 URL_COLUMNS = ("url", "URL", "image_url", "img_url", "src", "link", "image")

@@ -2,6 +2,8 @@
 
 A rerun replays the pages already fetched, then continues from the last saved cursor, so an interrupted listing
 resumes with no duplicate and no gap. A torn last line (a crash mid-write) is dropped and that page refetched.
+Before its first live request a listing checks that the API's host is there (`require_network`), so an offline run
+stops at once with what to do instead of retrying every request.
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+
+from surd.fetch.http import DownloadConfig
+from surd.fetch.probe import Unreachable, check_reachable
 
 
 class PageLog:
@@ -57,3 +62,30 @@ class PageLog:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+
+
+def require_network(source: str, url: str, http: DownloadConfig, state_dir: Path) -> None:
+    """Raise `Unreachable` with the fix when *url*'s host cannot be reached (nothing is listed then)."""
+    try:
+        check_reachable(url, http)
+    except Unreachable as e:
+        raise Unreachable(
+            f"{source}: cannot reach {url}: {e}. Listing {source} needs the network: connect this machine (or run "
+            f"where it is connected) and rerun the same command; pages listed so far stay in {state_dir} and the "
+            "listing resumes there. To build from files you already have, use `surd ingest folder` or `surd ingest "
+            "manifest` (in a pipeline: source: folder or manifest)."
+        ) from e
+
+
+class NetworkGate:
+    """`require_network` once, just before a listing's first live request: a listing replayed whole from its state
+    folder never asks, so a finished ingest reruns offline."""
+
+    def __init__(self, source: str, url: str, http: DownloadConfig, state_dir: Path) -> None:
+        self.args = (source, url, http, Path(state_dir))
+        self.open = False
+
+    def check(self) -> None:
+        if not self.open:
+            require_network(*self.args)
+            self.open = True

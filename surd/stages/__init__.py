@@ -1,47 +1,44 @@
 """Stage registry: stage name → module. Each stage module is pure logic over one shard's samples.
 
-A stage module defines:
-  Config                      a frozen dataclass, validated in __post_init__
-  run(samples, cfg)           Iterable[Sample] -> Iterator[Sample | Rejected]; one output per input, in order
-and optionally:
-  plan(cfg) -> list[list]     (source stages only) the input rows of each shard, instead of reading input shards
-  prepare(tasks, cfg) -> cfg  a driver-side pass over the whole input before shards run (global dedup, ...)
-  versions() -> dict          library/model versions recorded in each shard's stats
-  USES_GPU = True             asks an executor for a GPU per worker
+What a stage module defines is spelled out (and checked) by the protocols in `surd.stages.contract`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from types import ModuleType
 from typing import Any
 
-# name → module path. Modules are imported lazily so heavy deps load only when a stage is used.
-STAGES: dict[str, str] = {
+from surd.registry import Registry, canonical
+from surd.stages.contract import missing_members
+
+# Modules are imported on first use, so a stage's heavy dependencies load only when it runs.
+STAGES = Registry("stage", {
     "ingest": "surd.stages.ingest",
     "caption": "surd.stages.caption",
     "clip_filter": "surd.stages.clip_filter",
     "review": "surd.stages.review",
     "embed": "surd.stages.embed",
-}
+    "dedup": "surd.stages.dedup",
+    "safety": "surd.stages.safety",
+})
+
+__all__ = ["STAGES", "build_config", "canonical", "config_to_dict", "get_stage", "json_safe", "list_stages"]
 
 
 def list_stages() -> list[str]:
-    return sorted(STAGES)
-
-
-def canonical(name: str) -> str:
-    """'clip-filter' and 'clip_filter' name the same stage."""
-    return name.strip().replace("-", "_")
+    """The registered stage names."""
+    return STAGES.names()
 
 
 def get_stage(name: str) -> ModuleType:
     """Import and return the stage module for *name*; the error lists the valid names."""
-    key = canonical(name)
-    if key not in STAGES:
-        raise KeyError(f"unknown stage {name!r}; valid stages: {', '.join(list_stages())}")
-    return importlib.import_module(STAGES[key])
+    module = STAGES.load(name)
+    missing = missing_members(module)
+    if missing:
+        raise TypeError(f"stage module {module.__name__} lacks {', '.join(missing)}: a stage defines what "
+                        "surd.stages.contract.Stage lists")
+    return module
 
 
 def build_config(stage: ModuleType, values: dict[str, Any] | None) -> Any:
@@ -50,10 +47,7 @@ def build_config(stage: ModuleType, values: dict[str, Any] | None) -> Any:
     fields = {f.name for f in dataclasses.fields(stage.Config)}
     unknown = sorted(set(values) - fields)
     if unknown:
-        raise ValueError(
-            f"unknown config key(s) {unknown} for stage {stage.__name__.rsplit('.', 1)[-1]}; "
-            f"valid keys: {', '.join(sorted(fields))}"
-        )
+        raise ValueError(f"unknown config key(s) {unknown} for stage {stage.NAME}; valid keys: {', '.join(sorted(fields))}")
     return stage.Config(**values)
 
 
@@ -63,6 +57,7 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
 
 
 def json_safe(obj: Any) -> Any:
+    """Dicts, lists and scalars as they are; tuples as lists; anything else as its str()."""
     if isinstance(obj, dict):
         return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

@@ -57,8 +57,8 @@ class Config:
 
 
 def versions() -> dict[str, str]:
-    import torch
-    import transformers
+    import torch  # optional extra: imported on use
+    import transformers  # optional extra: imported on use
 
     return {"torch": torch.__version__, "transformers": transformers.__version__}
 
@@ -82,7 +82,7 @@ def _prepare(cap: Captioner, cfg: Config, sample: Sample) -> Any:
 
 def generate(cap: Captioner, cfg: Config, pixel_values: Any) -> list[str]:
     """Captions for a batch of preprocessed images (B, 3, H, W), prompt stripped."""
-    import torch
+    import torch  # optional extra: imported on use
 
     n = pixel_values.shape[0]
     prompt_ids = cap.processor.tokenizer([cfg.prompt] * n, return_tensors="pt").input_ids.to(cap.device)
@@ -97,7 +97,7 @@ def generate(cap: Captioner, cfg: Config, pixel_values: Any) -> list[str]:
 
 
 def _infer(cap: Captioner, cfg: Config, items: list[Any]) -> list[str]:
-    import torch
+    import torch  # optional extra: imported on use
 
     return generate(cap, cfg, torch.stack(items))
 

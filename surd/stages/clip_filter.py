@@ -4,6 +4,9 @@ The paper's rule (CLIP ViT-B/32, OpenAI weights): classify the image between its
 keep it if score(simple) >= score(complex); the softmax over the pair decides the same as cos(simple) >= cos(complex).
 Prompts longer than CLIP's 77 tokens (with start/end tokens) are truncated, as open_clip's tokenizer does, and
 ``complex_truncated`` is recorded. json["stages"]["clip_filter"] holds both cosines, p(simple) and the decision.
+With ``store_embedding`` (the default) each kept sample also gets ``clip.npy``: its L2-normalised CLIP image
+embedding (float16, np.save bytes; the record's ``model``/``pretrained`` name the CLIP), which `surd safety` reuses
+instead of running CLIP a second time.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from surd.models import TINY
 from surd.models.clip import CONTEXT_LENGTH, DEFAULT_MODEL, DEFAULT_PRETRAINED, ClipModel, load_clip, token_count
 from surd.models.clip import encode_text as clip_encode_text
 from surd.sample import Rejected, Sample, record_stage, reject
+from surd.stages.embed import npy_bytes
 
 NAME = "clip_filter"
 USES_GPU = True
@@ -26,6 +30,7 @@ BELOW_COMPLEX = "clip_simple_below_complex"
 BELOW_MIN = "clip_simple_below_min"
 MISSING_SIMPLE = "missing_simple_prompt"
 MISSING_COMPLEX = "missing_complex_prompt"
+EMBEDDING_MEMBER = "clip.npy"
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,7 @@ class Config:
     decode_threads: int = 2
     device: str = "auto"
     dtype: str = "auto"
+    store_embedding: bool = True  # clip.npy per kept sample, reused by `surd safety`
 
     def __post_init__(self) -> None:
         if self.model == TINY and self.pretrained == DEFAULT_PRETRAINED:
@@ -51,8 +57,8 @@ class Config:
 
 
 def versions() -> dict[str, str]:
-    import open_clip
-    import torch
+    import open_clip  # optional extra: imported on use
+    import torch  # optional extra: imported on use
 
     return {"torch": torch.__version__, "open_clip": open_clip.__version__}
 
@@ -73,23 +79,31 @@ def _prepare(clip: ClipModel, sample: Sample) -> Any:
     return image, tokens[0], tokens[1], n_complex
 
 
-def score_batch(clip: ClipModel, images: Any, simple_tokens: Any, complex_tokens: Any) -> tuple[Any, Any]:
-    """cos(image, simple) and cos(image, complex) for a batch of preprocessed images and (B, 77) token tensors."""
-    import torch
+def score_and_embed_batch(clip: ClipModel, images: Any, simple_tokens: Any, complex_tokens: Any) -> tuple[Any, ...]:
+    """cos(image, simple), cos(image, complex) and the normalised image embeddings (B, D) for a batch of
+    preprocessed images and (B, 77) token tensors."""
+    import torch  # optional extra: imported on use
 
     with torch.inference_mode():
         img = clip.model.encode_image(images.to(device=clip.device, dtype=clip.dtype), normalize=True)
         s = clip_encode_text(clip.model, simple_tokens.to(clip.device))
         c = clip_encode_text(clip.model, complex_tokens.to(clip.device))
-        return (img * s).sum(-1).float().cpu(), (img * c).sum(-1).float().cpu()
+        return (img * s).sum(-1).float().cpu(), (img * c).sum(-1).float().cpu(), img.float().cpu()
 
 
-def _infer(clip: ClipModel, items: list[Any]) -> list[tuple[float, float, int]]:
-    import torch
+def score_batch(clip: ClipModel, images: Any, simple_tokens: Any, complex_tokens: Any) -> tuple[Any, Any]:
+    """cos(image, simple) and cos(image, complex) for a batch of preprocessed images and (B, 77) token tensors."""
+    return score_and_embed_batch(clip, images, simple_tokens, complex_tokens)[:2]
+
+
+def _infer(clip: ClipModel, items: list[Any]) -> list[tuple[float, float, int, Any]]:
+    import torch  # optional extra: imported on use
 
     images = torch.stack([it[0] for it in items])
-    cs, cc = score_batch(clip, images, torch.stack([it[1] for it in items]), torch.stack([it[2] for it in items]))
-    return [(float(a), float(b), it[3]) for a, b, it in zip(cs.tolist(), cc.tolist(), items)]
+    cs, cc, emb = score_and_embed_batch(clip, images, torch.stack([it[1] for it in items]),
+                                        torch.stack([it[2] for it in items]))
+    emb = emb.numpy()
+    return [(float(a), float(b), it[3], emb[k]) for k, (a, b, it) in enumerate(zip(cs.tolist(), cc.tolist(), items))]
 
 
 def _logit_scale(clip: ClipModel) -> float:
@@ -105,16 +119,19 @@ def decide(cos_simple: float, cos_complex: float, min_simple_score: float | None
     return None
 
 
-def _finish(clip: ClipModel, cfg: Config, scale: float, sample: Sample, res: tuple[float, float, int]) -> Any:
-    cos_s, cos_c, n_complex = res
+def _finish(clip: ClipModel, cfg: Config, scale: float, sample: Sample, res: tuple[float, float, int, Any]) -> Any:
+    cos_s, cos_c, n_complex, embedding = res
     reason = decide(cos_s, cos_c, cfg.min_simple_score)
     p_simple = 1.0 / (1.0 + math.exp(max(-60.0, min(60.0, scale * (cos_c - cos_s)))))
     record_stage(sample, NAME, {
         "model": clip.label, "pretrained": clip.pretrained, "rule": RULE, "min_simple_score": cfg.min_simple_score,
         "simple_score": cos_s, "complex_score": cos_c, "p_simple": p_simple, "complex_tokens": n_complex,
         "complex_truncated": n_complex > CONTEXT_LENGTH, "keep": reason is None,
+        "embedding": EMBEDDING_MEMBER if cfg.store_embedding else None,
     })
     if reason is None:
+        if cfg.store_embedding:
+            sample[EMBEDDING_MEMBER] = npy_bytes(embedding)
         return sample
     limit = cos_c if reason == BELOW_COMPLEX else cfg.min_simple_score
     return reject(sample, reason, f"cos(simple)={cos_s:.4f} < {limit:.4f}")

@@ -13,10 +13,13 @@ from typing import Any
 
 import numpy as np
 
+from surd.embed.cache import EmbedCache
 from surd.embed.core import PADDING_SIDES, Embedder, Embedding, EmbedSettings
-from surd.models.llm import QUANTIZE, LoadedLLM
+from surd.models import ModelCache
+from surd.models.llm import QUANTIZE, LoadedLLM, load_llm
 from surd.sample import Rejected, Sample, record_stage, reject
 
+NAME = "embed"
 USES_GPU = True
 CHUNK = 4096  # samples held in memory at once (images included); prompts are deduplicated within and across
 DTYPES = ("auto", "fp32", "float32", "fp16", "float16", "bf16", "bfloat16")
@@ -61,25 +64,18 @@ class Config:
 
 # One model per process: (model-relevant config fields) → loaded model. LLMs are large, so only one is kept.
 _MODEL_FIELDS = ("llm", "layer", "device", "dtype", "quantize", "revision")
-_LOADED: dict[tuple, LoadedLLM] = {}
+_MODELS = ModelCache(capacity=1)
 
 
 def load_model(cfg: Config) -> LoadedLLM:
     """The model for ``cfg``, loaded once per process (cut after block ``cfg.layer``)."""
-    from surd.models.llm import load_llm
-
     key = tuple(getattr(cfg, f) for f in _MODEL_FIELDS)
-    if key not in _LOADED:
-        _LOADED.clear()
-        _LOADED[key] = load_llm(cfg.llm, cfg.layer, device=cfg.device, dtype=cfg.dtype, quantize=cfg.quantize,
-                                revision=cfg.revision)
-    return _LOADED[key]
+    return _MODELS.get(key, lambda: load_llm(cfg.llm, cfg.layer, device=cfg.device, dtype=cfg.dtype,
+                                             quantize=cfg.quantize, revision=cfg.revision))
 
 
 def make_embedder(cfg: Config) -> Embedder:
     """A fresh Embedder over the process's model, with the on-disk cache when ``cache_dir`` is set."""
-    from surd.embed.cache import EmbedCache
-
     cache = EmbedCache(cfg.cache_dir) if cfg.cache_dir else None
     return Embedder(load_model(cfg), cfg.settings(), cache=cache)
 
@@ -119,7 +115,7 @@ def _embed_chunk(chunk: list[Sample], embedder: Embedder) -> Iterator[Sample | R
         out = dict(sample)
         out["json"] = {**sample["json"], "stages": dict(sample["json"].get("stages") or {})}
         out["llm.npy"] = npy_bytes(emb.vector)
-        record_stage(out, "embed", _record(embedder, emb))
+        record_stage(out, NAME, _record(embedder, emb))
         yield out
 
 
@@ -138,8 +134,8 @@ def run(samples: Iterable[Sample], cfg: Config) -> Iterator[Sample | Rejected]:
 
 def versions() -> dict[str, str]:
     """Library versions that decide the numbers, recorded in each shard's stats."""
-    import torch
-    import transformers
+    import torch  # optional extra: imported on use
+    import transformers  # optional extra: imported on use
 
     return {"torch": torch.__version__, "transformers": transformers.__version__}
 

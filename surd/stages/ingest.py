@@ -9,57 +9,48 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import PIL
+
 import surd
-from surd.fetchers import FetchError, fetch_all
-from surd.images import DEFAULT_MAX_PIXELS, ImageConfig, ImageRejected, process_image
+from surd import shards
+from surd.fetch import FetchError, fetch_all
+from surd.images import ImageConfig, ImageRejected, process_image
 from surd.sample import Rejected, Sample, make_key
 from surd.sources import build_source_config, get_source
 
 NAME = "ingest"
+USES_GPU = False
 
 
 @dataclass(frozen=True)
-class Config:
-    """Where rows come from (source + path + options), how images are fetched, resized and sharded."""
+class Config(ImageConfig):
+    """Where rows come from (source + path + options), how images are fetched and sharded; the image settings
+    (size, resize_mode, quality, image_format, min_size, max_pixels, resample) are `ImageConfig`'s."""
 
     source: str = "manifest"
     path: str = ""
     options: dict[str, Any] = field(default_factory=dict)
     download: dict[str, Any] = field(default_factory=dict)
-    size: int = 512
-    resize_mode: str = "center_crop"
-    quality: int = 95
-    image_format: str = "jpg"
-    min_size: int = 64
-    max_pixels: int = DEFAULT_MAX_PIXELS
     shard_size: int = 1000
-    resample: str = "lanczos"
     dedup: bool = True
     fetch_chunk: int = 64  # rows fetched at once; the next chunk downloads while this one is resized
     decode_threads: int = 2  # Pillow releases the GIL while decoding, resizing and encoding
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # validates size / mode / quality / format / limits
         if self.shard_size < 1:
             raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
         if self.decode_threads < 1:
             raise ValueError(f"decode_threads must be >= 1, got {self.decode_threads}")
         if self.fetch_chunk < 1:
             raise ValueError(f"fetch_chunk must be >= 1, got {self.fetch_chunk}")
-        self.image_config()  # validates size / mode / quality
         self.source_config()  # validates the source's own options (and that its files exist)
-
-    def image_config(self) -> ImageConfig:
-        return ImageConfig(size=self.size, resize_mode=self.resize_mode, quality=self.quality,
-                           image_format=self.image_format, min_size=self.min_size, max_pixels=self.max_pixels,
-                           resample=self.resample)
 
     def source_config(self) -> Any:
         return build_source_config(self.source, self.path, self.options)
 
 
 def versions() -> dict[str, str]:
-    import PIL
-
     return {"surd": surd.__version__, "pillow": PIL.__version__}
 
 
@@ -91,19 +82,20 @@ def _precheck(row: dict[str, Any]) -> Rejected | None:
     return None
 
 
-def _build(row: dict[str, Any], data: bytes | FetchError, cfg: Config, icfg: ImageConfig) -> Sample | Rejected:
+def _build(row: dict[str, Any], data: bytes | FetchError, cfg: Config) -> Sample | Rejected:
     meta = _meta(row)
     if isinstance(data, FetchError):
         return Rejected(row["__key__"], data.reason, data.detail, meta)
     try:
-        img = process_image(data, icfg)
+        img = process_image(data, cfg)
     except ImageRejected as e:
         return Rejected(row["__key__"], e.reason, e.detail, meta)
     meta["complex_prompt"] = row["complex_prompt"].strip()
     meta.update(width=img.width, height=img.height, sha256=hashlib.sha256(data).hexdigest(),
                 source_format=img.source_format, converted_from=img.converted_from)
     meta["stages"] = {NAME: {"size": cfg.size, "resize_mode": cfg.resize_mode, "resample": cfg.resample,
-                             "quality": cfg.quality, "image_format": cfg.image_format, "surd": surd.__version__}}
+                             "quality": cfg.quality, "image_format": cfg.image_format, "surd": surd.__version__,
+                             "original_bytes": img.original_bytes}}
     return {"__key__": row["__key__"], "json": meta, img.ext: img.data}
 
 
@@ -114,7 +106,6 @@ def _chunks(rows: list[dict[str, Any]], n: int) -> Iterator[list[dict[str, Any]]
 
 def run(samples: Iterable[dict[str, Any]], cfg: Config) -> Iterator[Sample | Rejected]:
     """Fetch, validate and resize one shard's rows; one result per row, in row order."""
-    icfg = cfg.image_config()
     rows = list(samples)
     todo = [[r for r in chunk if _precheck(r) is None] for chunk in _chunks(rows, cfg.fetch_chunk)]
 
@@ -123,7 +114,7 @@ def run(samples: Iterable[dict[str, Any]], cfg: Config) -> Iterator[Sample | Rej
 
     def one(row: dict[str, Any], fetched: dict[str, bytes | FetchError]) -> Sample | Rejected:
         pre = _precheck(row)
-        return pre if pre is not None else _build(row, fetched[row["__key__"]], cfg, icfg)
+        return pre if pre is not None else _build(row, fetched[row["__key__"]], cfg)
 
     with ThreadPoolExecutor(1) as pool, ThreadPoolExecutor(cfg.decode_threads) as decoders:
         pending = pool.submit(fetch, todo[0]) if todo else None
@@ -139,8 +130,6 @@ def finalize(output_dir: Path, cfg: Config) -> dict[str, int]:
     Runs after every shard is done, so the decision never depends on which worker finished first;
     rerunning it is a no-op. Returns {stem: n dropped}.
     """
-    from surd import shards
-
     if not cfg.dedup:
         return {}
     first: dict[str, str] = {}

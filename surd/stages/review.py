@@ -1,33 +1,37 @@
 """review: samples + reviewer decision files → accepted samples kept (json["stages"]["review"] records the decision),
-rejected ones dropped as ``manual_reject`` (detail = the reviewer's note), undecided ones kept or dropped as
-``manual_undecided``. Decision files: surd JSON, Label Studio JSON / JSON-MIN exports, or a filled-in review CSV.
+rejected ones dropped as ``manual_reject`` (detail = the reviewer's note), disagreements settled by rule
+(``--conflict reject`` drops them as ``manual_disagreement``), undecided ones kept or dropped as
+``manual_undecided``. Decision files: surd JSON or journal, Label Studio JSON / JSON-MIN exports, or a review CSV.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import surd
-from surd.review.decisions import Decision, files_digest, load_decisions
+from surd.review.agreement import CONFLICT_RULES, Merged
+from surd.review.decisions import files_digest, resolve
 from surd.sample import Rejected, Sample, record_stage, reject
 
 NAME = "review"
+USES_GPU = False
 UNDECIDED = ("keep", "drop")
 
 
 @dataclass(frozen=True)
 class Config:
-    """Decision files (paths; several files from split batches merge) and what happens to undecided samples."""
+    """Decision files (several files from split batches merge), the rule for disagreements, undecided samples."""
 
     decisions: tuple[str, ...] = ()
     undecided: str = "drop"
     # sha256 of the files' contents (set by `surd review import`): saved in _config.json, so rerunning into the
     # same output after editing a decision file is a config mismatch instead of silently skipping done shards.
     digest: str = ""
+    conflict: str = "error"  # error | reject | accept | adjudicate (an adjudication file settles them)
 
     def __post_init__(self) -> None:
         paths = (self.decisions,) if isinstance(self.decisions, str) else tuple(str(p) for p in self.decisions)
@@ -40,19 +44,25 @@ class Config:
             raise ValueError(f"decision file(s) not found: {', '.join(missing)}")
         if self.undecided not in UNDECIDED:
             raise ValueError(f"undecided must be 'keep' or 'drop', got {self.undecided!r}")
+        if self.conflict not in CONFLICT_RULES:
+            raise ValueError(f"conflict must be one of {', '.join(CONFLICT_RULES)}, got {self.conflict!r}")
         if self.digest and self.digest != files_digest(paths):
             raise ValueError("the decision files changed since this config was made; run `surd review import` again")
 
 
-_CACHE: dict[tuple, dict[str, Decision]] = {}
+_CACHE: dict[tuple, Merged] = {}
 
 
-def resolved(cfg: Config) -> dict[str, Decision]:
-    """The merged decisions of cfg's files, parsed once per process (keyed by path, size and mtime)."""
-    stamp = tuple((p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in cfg.decisions)
+def resolved(cfg: Config) -> Merged:
+    """The merged decisions of cfg's files, parsed once per process (keyed by path, size, mtime and rule)."""
+    stamp = (cfg.conflict, *((p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in cfg.decisions))
     if stamp not in _CACHE:
+        merged = resolve(cfg.decisions, conflict=cfg.conflict)
+        if merged.unsettled:
+            raise ValueError(f"{len(merged.unsettled)} disagreement(s) are not adjudicated yet: run "
+                             "`surd review import ... --conflict adjudicate` and decide them first")
         _CACHE.clear()
-        _CACHE[stamp] = load_decisions(cfg.decisions)
+        _CACHE[stamp] = merged
     return _CACHE[stamp]
 
 
@@ -60,23 +70,29 @@ def versions() -> dict[str, str]:
     return {"surd": surd.__version__}
 
 
-def apply(samples: Iterable[Sample], decisions: Mapping[str, Decision], undecided: str,
+def apply(samples: Iterable[Sample], merged: Merged, undecided: str,
           files: tuple[str, ...] = ()) -> Iterator[Sample | Rejected]:
-    """Apply a resolved key → Decision map: one output per input, in input order."""
+    """Apply merged decisions: one output per input, in input order."""
     names = [Path(p).name for p in files]
     for sample in samples:
-        d = decisions.get(sample["__key__"])
+        key = sample["__key__"]
+        d = merged.decisions.get(key)
+        how = merged.settled.get(key)
         if d is not None and d.decision == "reject":
-            yield reject(sample, "manual_reject", d.note)
+            yield reject(sample, "manual_disagreement" if how == "reject" else "manual_reject", d.note)
         elif d is None and undecided == "drop":
             yield reject(sample, "manual_undecided", f"no decision in {', '.join(names) or 'the decision files'}")
         else:
             record: dict[str, Any] = {"decision": d.decision if d else "undecided", "note": d.note if d else ""}
             record["files"] = names
+            if d is not None and d.reviewer:
+                record["reviewer"] = d.reviewer
+            if how is not None:
+                record["settled_by"] = how  # "adjudicated" or the --conflict rule
             record_stage(sample, NAME, record)
             yield sample
 
 
 def run(samples: Iterable[Sample], cfg: Config) -> Iterator[Sample | Rejected]:
-    """Keep accepted samples, reject `manual_reject`, and keep or reject (`manual_undecided`) the rest."""
+    """Keep accepted samples, reject `manual_reject` / `manual_disagreement`, keep or reject the undecided."""
     yield from apply(samples, resolved(cfg), cfg.undecided, cfg.decisions)

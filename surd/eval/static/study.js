@@ -1,15 +1,17 @@
 // surd preference study page: blind A/B pairs, keyboard driven. Works from file:// (answers in browser storage +
 // Export button) and from `surd eval study serve` (answers saved to SITE/answers/<rater>.json as they are given).
 // The page never knows which model made which image: the export randomised sides and kept the key elsewhere.
+// Sending, storage, keys and downloads are the review page's (surd/review/static/sitekit.js).
 "use strict";
 
 (function () {
   const S = window.SURD_STUDY;
   const FORMAT = "surd-eval-study-answers";
+  const SERVER_FORMAT = FORMAT + "-set"; // the study server's document: every rater's answers
   const $ = (id) => document.getElementById(id);
   const state = {
     served: false, rater: "", pos: 0, answers: new Map(), // pair id -> {choice, ms}
-    shownAt: 0, save: { dirty: false, inFlight: false, timer: null, error: null }, serverDoc: null,
+    shownAt: 0, save: { dirty: false, inFlight: false, timer: null, error: null, backoff: 0 }, serverDoc: null,
   };
   window.SURD_STUDY_STATE = state; // for tests and the console
 
@@ -21,10 +23,25 @@
 
   function setSaveStatus(s, text) { $("save-status").dataset.state = s; $("save-status").textContent = text; }
 
-  const saver = SurdKit.createSaver({
-    save: state.save, apiPath: "api/decisions", served: () => state.served, toDocument,
-    storageKey: () => "surd-study:" + S.site_id + ":" + state.rater, toStorage: toDocument, onStatus: setSaveStatus,
+  function storageKey() { return "surd-study:" + S.site_id + ":" + state.rater; }
+
+  // Served: the rater's whole answer document goes to the server after each answer (the latest one wins).
+  const sender = SurdKit.createSender({
+    apiPath: "api/decisions", save: state.save, onStatus: setSaveStatus, served: () => state.served,
+    blocked: () => (state.rater ? "" : "enter your name first"),
+    pending: () => state.save.dirty,
+    take: () => { state.save.dirty = false; return toDocument(); },
+    answer: (res) => res.ok,
+    lost: () => { state.save.dirty = true; },
+    settled: () => ["saved", "saved to disk"],
+    unsaved: () => state.save.dirty,
   });
+
+  function persist() {
+    if (!state.served) { SurdKit.storeLocal(storageKey(), toDocument(), setSaveStatus, "answers"); return; }
+    state.save.dirty = true;
+    sender.queued();
+  }
 
   function loadAnswers(doc) {
     state.answers.clear();
@@ -62,7 +79,7 @@
     if (!state.rater || state.pos >= S.pairs.length) return;
     const p = S.pairs[state.pos];
     state.answers.set(p.id, { choice, ms: Math.round(performance.now() - state.shownAt) });
-    saver.persist();
+    persist();
     state.pos += 1;
     show();
   }
@@ -78,7 +95,7 @@
     if (!/^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$/.test(name)) { alert("Enter a name: letters, digits, space, . _ -"); return; }
     state.rater = name;
     const raters = state.serverDoc ? state.serverDoc.raters || {} : null;
-    loadAnswers(raters ? raters[name] : saver.loadStored());
+    loadAnswers(raters ? raters[name] : SurdKit.loadLocal(storageKey()));
     $("start").hidden = true;
     state.pos = firstUnanswered();
     show();
@@ -104,7 +121,7 @@
     document.title = "surd study · " + S.title;
     $("title").textContent = "surd preference study · " + S.title;
     wire();
-    state.serverDoc = await SurdKit.fetchServerDocument("api/decisions");
+    state.serverDoc = await SurdKit.fetchServerDocument("api/decisions", SERVER_FORMAT);
     state.served = state.serverDoc !== null;
     const mode = state.served ? "· answers are saved to the study server"
       : "· file mode: answers stay in this browser, use Export answers when done";

@@ -1,16 +1,27 @@
 // surd review page: keyboard-driven accept/reject over a lazily loaded, paged dataset export.
 // Plain JS, no build step, no network beyond the review directory. Works from file:// (decisions in
-// localStorage + Export button) and from `surd review serve` (decisions saved to REVIEW_DIR/decisions.json).
+// localStorage + Export button) and from `surd review serve`, where several tabs or reviewers share one site:
+// each change is sent as {decision, note, base revision}; the server refuses a change whose key moved on since
+// this tab saw it (409), and the page then shows the conflict for the reviewer to settle. The machinery it shares
+// with the eval study page (sending with retries, browser storage, keys, downloads) is in sitekit.js.
 "use strict";
 
 (function () {
   const IDX = window.SURD_INDEX;
   const FORMAT = "surd-review-decisions";
+  const MAX_BATCH = 200; // changes per request: well under the server's body limit
   const $ = (id) => document.getElementById(id);
+  const KNOWN = new Set(IDX ? IDX.keys : []);
 
   const state = {
     served: false,
-    decisions: new Map(), // key -> {decision: "accept"|"reject", note: string}
+    reviewer: "",
+    decisions: new Map(), // key -> {decision: "accept"|"reject", note, reviewer}
+    revs: new Map(), // key -> the server's revision this tab last saw (0 or absent: never decided)
+    pending: new Map(), // key -> change not yet sent: {decision (or "undecided"), note, base}
+    inflight: new Map(), // the changes of the request on the wire
+    conflicts: new Map(), // key -> {mine: change, theirs: server record}
+    seq: 0, // the server's change counter this tab has caught up with
     notes: new Map(), // notes typed on undecided samples, attached when they are decided
     counts: { accept: 0, reject: 0 },
     view: [], // sample indices passing the filter, in key order
@@ -20,7 +31,8 @@
     chunks: new Map(),
     waiting: new Map(),
     renderToken: 0,
-    save: { dirty: false, inFlight: false, timer: null, error: null },
+    save: { inFlight: false, timer: null, error: null, backoff: 0 },
+    poll: { timer: null, ms: 4000, stopped: false },
   };
   window.SURD_STATE = state; // for tests and for poking around in the console
 
@@ -56,6 +68,10 @@
     if (field === "simple") return s;
     if (field === "complex") return c;
     return s === null || c === null ? null : s - c;
+  }
+
+  function opinionText(ops) {
+    return ops.map((o) => o[0] + ": " + o[1] + (o[2] ? " “" + o[2] + "”" : "")).join(" · ");
   }
 
   function fmt(x) { return x === null || x === undefined ? "–" : Number(x).toFixed(3); }
@@ -110,7 +126,7 @@
     if (next !== undefined) loadChunk(Math.floor(next / IDX.chunk_size)).catch(() => {});
   }
 
-  const el = SurdKit.el; // shared page machinery: surd/review/static/sitekit.js
+  const el = SurdKit.el;
 
   function card(idx, pos) {
     const r = row(idx), key = IDX.keys[idx];
@@ -123,6 +139,7 @@
     img.src = r.t || r.i;
     c.append(img, el("div", "status"), el("p", "simple", r.s), el("p", "complex", r.c));
     if (IDX.scores) c.append(el("p", "scores", "simple " + fmt(score(idx, "simple")) + " · complex " + fmt(score(idx, "complex"))));
+    if (r.o) c.append(el("p", "opinions", opinionText(r.o)));
     c.append(el("p", "note"));
     c.addEventListener("click", () => { state.pos = pos; updateCurrent(); });
     paintCard(c);
@@ -134,6 +151,7 @@
     c.classList.toggle("accept", !!d && d.decision === "accept");
     c.classList.toggle("reject", !!d && d.decision === "reject");
     c.dataset.decision = d ? d.decision : "";
+    c.classList.toggle("conflict", state.conflicts.has(c.dataset.key));
     c.querySelector(".status").textContent = d ? (d.decision === "accept" ? "✓ accepted" : "✗ rejected") : "undecided";
     c.querySelector(".note").textContent = d && d.note ? "“" + d.note + "”" : "";
   }
@@ -161,6 +179,8 @@
     $("d-status").textContent = d ? d.decision + "ed" : "undecided";
     $("d-status").dataset.decision = d ? d.decision : "";
     $("d-note").value = d ? d.note : (state.notes.get(key) || "");
+    $("d-opinions").textContent = r.o ? "Reviewers: " + opinionText(r.o) : "";
+    $("d-by").textContent = d && d.reviewer ? "decided by " + d.reviewer : "";
   }
 
   function updateProgress() {
@@ -172,7 +192,7 @@
   }
 
   // ------------------------------------------------------------------ decisions, undo, navigation
-  function setDecision(key, value) {
+  function setLocal(key, value, bulk) {
     const old = state.decisions.get(key);
     if (old) state.counts[old.decision]--;
     if (value) {
@@ -181,15 +201,33 @@
     } else {
       state.decisions.delete(key);
     }
+    if (bulk) return; // many at once (load, poll): the caller repaints once
     const c = $("grid").querySelector('[data-key="' + CSS.escape(key) + '"]');
     if (c) paintCard(c);
-    persist();
     updateProgress();
+  }
+
+  function repaint() { // not updateCurrent: it would scroll and reset a note being typed
+    for (const c of $("grid").children) paintCard(c);
+    updateProgress();
+  }
+
+  function setDecision(key, value) {
+    if (value) value = { decision: value.decision, note: value.note, reviewer: state.reviewer };
+    setLocal(key, value);
+    persist(key, value);
+  }
+
+  function needName() {
+    if (!state.served || state.reviewer) return false;
+    setSaveStatus("error", "enter your name (top right) before deciding");
+    $("reviewer").focus();
+    return true;
   }
 
   function decide(decision) {
     const idx = currentIdx();
-    if (idx === undefined) return;
+    if (idx === undefined || needName()) return;
     const key = IDX.keys[idx], old = state.decisions.get(key);
     const note = $("d-note").value.trim();
     state.undo.push({ key, prev: old, pos: state.pos });
@@ -200,8 +238,8 @@
 
   function undo() {
     const last = state.undo.pop();
-    if (!last) return;
-    setDecision(last.key, last.prev);
+    if (!last || needName()) return;
+    setDecision(last.key, last.prev); // undefined: an explicit "undecided" goes to the server
     const at = state.view.indexOf(IDX.keys.indexOf(last.key));
     goTo(at >= 0 ? at : state.pos);
   }
@@ -211,6 +249,7 @@
     if (idx === undefined) return;
     const key = IDX.keys[idx], d = state.decisions.get(key), note = $("d-note").value.trim();
     if (d && d.note !== note) {
+      if (needName()) return;
       state.undo.push({ key, prev: d, pos: state.pos });
       setDecision(key, { decision: d.decision, note });
     } else if (!d) {
@@ -228,61 +267,213 @@
 
   function move(delta) { goTo(state.pos + delta); }
 
-  // ------------------------------------------------------------------ persistence
-  function toDocument() {
-    const decisions = {};
-    for (const [k, d] of [...state.decisions.entries()].sort()) decisions[k] = { decision: d.decision, note: d.note };
-    return { format: FORMAT, version: 1, decisions };
+  // ------------------------------------------------------------------ persistence: browser storage (file://)
+  const storageKey = "surd-review:" + IDX.site_id;
+  const nameKey = "surd-review:reviewer";
+
+  function saveLocal() {
+    const compact = {};
+    for (const [k, d] of state.decisions) compact[k] = d.note ? [d.decision, d.note] : d.decision;
+    SurdKit.storeLocal(storageKey, compact, setSaveStatus, "decisions");
   }
 
-  function loadDocument(doc, source) {
-    if (!doc || doc.format !== FORMAT || typeof doc.decisions !== "object") {
-      throw new Error(source + " is not a surd decisions file");
+  function loadLocal() {
+    const stored = SurdKit.loadLocal(storageKey);
+    if (!stored) return;
+    for (const [k, v] of Object.entries(stored)) {
+      const d = Array.isArray(v) ? { decision: v[0], note: v[1] } : { decision: v, note: "" };
+      if (KNOWN.has(k) && (d.decision === "accept" || d.decision === "reject")) setLocal(k, d, true);
     }
-    state.decisions.clear();
-    state.counts = { accept: 0, reject: 0 };
-    const known = new Set(IDX.keys);
-    for (const [k, d] of Object.entries(doc.decisions)) {
-      if (!known.has(k) || (d.decision !== "accept" && d.decision !== "reject")) continue;
-      state.decisions.set(k, { decision: d.decision, note: d.note || "" });
-      state.counts[d.decision]++;
+  }
+
+  function persist(key, value) {
+    if (!state.served) { saveLocal(); return; }
+    const prev = state.pending.get(key);
+    const base = prev ? prev.base : (state.revs.get(key) || 0); // what this tab saw when the reviewer decided
+    state.pending.set(key, { decision: value ? value.decision : "undecided", note: value ? value.note : "", base });
+    sender.queued();
+  }
+
+  // ------------------------------------------------------------------ persistence: the review server
+  function requeue(batch) {
+    for (const [k, c] of batch) if (!state.pending.has(k) && !state.conflicts.has(k)) state.pending.set(k, c);
+  }
+
+  function ownWrite(key, rev, sent) {
+    state.revs.set(key, rev);
+    const next = state.pending.get(key); // decided again while the request was on the wire: it builds on ours
+    if (next && next.base === sent.base) next.base = rev;
+  }
+
+  function addConflicts(batch, conflicts) {
+    for (const [k, theirs] of Object.entries(conflicts || {})) {
+      const mine = state.pending.get(k) || batch.get(k);
+      state.pending.delete(k);
+      batch.delete(k);
+      state.conflicts.set(k, { mine, theirs });
     }
+    requeue(batch);
+    renderConflicts();
+  }
+
+  const sender = SurdKit.createSender({
+    apiPath: "api/decisions", save: state.save, onStatus: setSaveStatus, served: () => state.served,
+    blocked: () => (state.reviewer ? "" : "enter your name (top right)"),
+    pending: () => state.pending.size > 0,
+    take: () => {
+      const batch = new Map([...state.pending].slice(0, MAX_BATCH));
+      for (const k of batch.keys()) state.pending.delete(k);
+      state.inflight = batch;
+      return { format: FORMAT, version: 1, reviewer: state.reviewer, decisions: Object.fromEntries(batch) };
+    },
+    answer: (res, data) => {
+      if (res.ok) {
+        for (const [k, rev] of Object.entries(data.revs || {})) ownWrite(k, rev, state.inflight.get(k));
+        return true;
+      }
+      if (res.status === 409) { addConflicts(state.inflight, data.conflicts); return true; }
+      return false;
+    },
+    lost: () => requeue(state.inflight),
+    done: () => { state.inflight = new Map(); },
+    settled: () => (state.conflicts.size ? ["error", state.conflicts.size + " conflict(s) to settle"]
+      : ["saved", "saved to disk"]),
+    unsaved: () => state.pending.size > 0 || state.conflicts.size > 0,
+  });
+  const flush = sender.flush;
+
+  function applyRecords(decisions) {
+    // changes made elsewhere; a key this tab is still sending or settling waits for that outcome instead
+    let changed = 0;
+    for (const [key, rec] of Object.entries(decisions || {})) {
+      if (!KNOWN.has(key) || rec.rev <= (state.revs.get(key) || 0)) continue;
+      if (state.pending.has(key) || state.inflight.has(key) || state.conflicts.has(key)) continue;
+      state.revs.set(key, rec.rev);
+      const chosen = rec.decision === "accept" || rec.decision === "reject";
+      setLocal(key, chosen ? { decision: rec.decision, note: rec.note || "", reviewer: rec.reviewer || "" } : undefined, true);
+      changed++;
+    }
+    return changed;
+  }
+
+  async function poll() {
+    clearTimeout(state.poll.timer);
+    if (!state.served || state.poll.stopped) return;
+    try {
+      const res = await fetch("api/decisions?since=" + state.seq, { cache: "no-store" });
+      if (res.ok) {
+        const doc = await res.json();
+        if (applyRecords(doc.decisions)) repaint();
+        state.seq = Math.max(state.seq, doc.seq || 0);
+      }
+      const st = await fetch("api/status", { cache: "no-store" });
+      if (st.ok) renderTeam(await st.json());
+    } catch (err) {
+      // the server may be restarting; the next poll tries again
+    }
+    state.poll.timer = setTimeout(poll, state.poll.ms);
+  }
+
+  async function detectServer() {
+    const doc = await SurdKit.fetchServerDocument("api/decisions", FORMAT);
+    if (!doc) return false;
+    applyRecords(doc.decisions);
+    state.seq = doc.seq || 0;
+    return true;
   }
 
   function setSaveStatus(s, text) { $("save-status").dataset.state = s; $("save-status").textContent = text; }
 
-  const saver = SurdKit.createSaver({
-    save: state.save, apiPath: "api/decisions", served: () => state.served, toDocument,
-    storageKey: () => "surd-review:" + IDX.site_id, onStatus: setSaveStatus,
-    toStorage: () => {
-      const compact = {};
-      for (const [k, d] of state.decisions) compact[k] = d.note ? [d.decision, d.note] : d.decision;
-      return compact;
-    },
-  });
-  const persist = saver.persist;
-
-  function loadLocal() {
-    const stored = saver.loadStored();
-    if (!stored) return;
-    const decisions = {};
-    for (const [k, v] of Object.entries(stored)) {
-      decisions[k] = Array.isArray(v) ? { decision: v[0], note: v[1] } : { decision: v, note: "" };
-    }
-    loadDocument({ format: FORMAT, decisions }, "browser storage");
+  // ------------------------------------------------------------------ conflicts and the team header
+  function describe(d) {
+    if (!d || d.decision === "undecided") return "undecided";
+    return d.decision + (d.note ? " “" + d.note + "”" : "");
   }
 
-  async function detectServer() {
-    const doc = await SurdKit.fetchServerDocument("api/decisions");
-    if (doc === null) return false;
-    loadDocument(doc, "server");
-    return true;
+  function renderConflicts() {
+    const list = $("conflict-list");
+    list.replaceChildren(...[...state.conflicts].map(([k, c]) => {
+      const li = el("li");
+      li.dataset.key = k;
+      const who = c.theirs.reviewer ? c.theirs.reviewer : "someone";
+      li.append(el("code", "", k), el("span", "", " you: " + describe(c.mine) + " · " + who + ": " + describe(c.theirs) +
+        (c.theirs.time ? " (" + c.theirs.time.slice(11, 16) + " UTC)" : "") + " "));
+      const keep = el("button", "keep-mine", "Keep mine"), take = el("button", "take-theirs", "Take theirs");
+      keep.type = take.type = "button";
+      keep.onclick = () => settle(k, true);
+      take.onclick = () => settle(k, false);
+      li.append(keep, take);
+      return li;
+    }));
+    $("conflicts").hidden = state.conflicts.size === 0;
+    for (const c of $("grid").children) paintCard(c);
+    if (state.conflicts.size) setSaveStatus("error", state.conflicts.size + " conflict(s) to settle");
+  }
+
+  function settle(key, keepMine) {
+    const c = state.conflicts.get(key);
+    if (!c) return;
+    state.conflicts.delete(key);
+    state.revs.set(key, c.theirs.rev);
+    if (keepMine) {
+      state.pending.set(key, { decision: c.mine.decision, note: c.mine.note, base: c.theirs.rev });
+      flush();
+    } else {
+      const chosen = c.theirs.decision === "accept" || c.theirs.decision === "reject";
+      setLocal(key, chosen ? { decision: c.theirs.decision, note: c.theirs.note, reviewer: c.theirs.reviewer } : undefined);
+    }
+    renderConflicts();
+    updateCurrent();
+    if (!state.conflicts.size && !state.pending.size && !state.save.inFlight) setSaveStatus("saved", "saved to disk");
+  }
+
+  function renderTeam(st) {
+    const people = st.reviewers.filter((r) => r.decided || r.changes)
+      .map((r) => r.name + " " + r.decided + (r.rate_per_hour ? " (" + Math.round(r.rate_per_hour) + "/h)" : ""));
+    const eta = st.eta_hours === null ? "" : " · ~" + st.eta_hours.toFixed(1) + " h to go";
+    $("team").textContent = people.join(" · ") + (people.length ? " · " : "") + st.left + " left" + eta;
+    $("team").hidden = false;
+    window.SURD_TEAM = st;
+  }
+
+  // ------------------------------------------------------------------ export / load decision files
+  function toDocument() {
+    const decisions = {};
+    for (const [k, d] of [...state.decisions.entries()].sort()) {
+      decisions[k] = { decision: d.decision, note: d.note };
+      if (d.reviewer || state.reviewer) decisions[k].reviewer = d.reviewer || state.reviewer;
+    }
+    return { format: FORMAT, version: 1, reviewer: state.reviewer, decisions };
+  }
+
+  function loadDocument(doc, source) {
+    // merged per key, like the server: a file never removes a decision it does not mention
+    if (!doc || doc.format !== FORMAT || typeof doc.decisions !== "object") {
+      throw new Error(source + " is not a surd decisions file");
+    }
+    if (needName()) return;
+    const known = new Set(IDX.keys);
+    for (const [k, d] of Object.entries(doc.decisions)) {
+      if (!known.has(k) || (d.decision !== "accept" && d.decision !== "reject")) continue;
+      setDecision(k, { decision: d.decision, note: d.note || "" });
+    }
   }
 
   function exportDecisions() { SurdKit.downloadJSON(toDocument(), "decisions-" + IDX.site_id + ".json"); }
 
+  function setReviewer(name) {
+    state.reviewer = name.trim().slice(0, 64);
+    $("reviewer").value = state.reviewer;
+    try { localStorage.setItem(nameKey, state.reviewer); } catch (err) { /* private mode: asked again next time */ }
+    if (state.reviewer && state.pending.size) flush();
+    else if (state.reviewer && $("save-status").dataset.state === "error" && !state.conflicts.size) setSaveStatus("idle", "");
+  }
+
   // ------------------------------------------------------------------ keyboard and controls
   function bindKeys() {
+    $("reviewer").addEventListener("keydown", (e) => {
+      if (e.key === "Enter") { e.preventDefault(); setReviewer(e.target.value); e.target.blur(); }
+    });
     $("d-note").addEventListener("keydown", (e) => {
       if ((e.key === "Enter" && !e.shiftKey) || e.key === "Escape") { e.preventDefault(); saveNote(); e.target.blur(); }
     });
@@ -302,6 +493,10 @@
     $("d-reject").onclick = () => decide("reject");
     $("d-undo").onclick = undo;
     $("d-note").addEventListener("change", saveNote);
+    $("reviewer").addEventListener("change", (e) => setReviewer(e.target.value));
+    $("keep-all").onclick = () => [...state.conflicts.keys()].forEach((k) => settle(k, true));
+    $("take-all").onclick = () => [...state.conflicts.keys()].forEach((k) => settle(k, false));
+    document.addEventListener("visibilitychange", () => { if (!document.hidden) poll(); });
     $("export").onclick = exportDecisions;
     $("f-apply").onclick = () => applyFilter();
     for (const id of ["f-status", "f-page-size"]) $(id).onchange = () => applyFilter(IDX.keys[currentIdx()]);
@@ -310,7 +505,7 @@
     $("load").onchange = async (e) => {
       const file = e.target.files[0];
       if (!file) return;
-      try { loadDocument(JSON.parse(await file.text()), file.name); persist(); applyFilter(); }
+      try { loadDocument(JSON.parse(await file.text()), file.name); applyFilter(); }
       catch (err) { alert(String(err)); }
     };
   }
@@ -320,12 +515,17 @@
     document.title = "surd review · " + IDX.title;
     $("title").textContent = "surd review · " + IDX.title;
     if (!IDX.scores) $("score-filter").hidden = true;
+    if (IDX.role === "adjudication") document.body.classList.add("adjudication");
     wire();
+    try { state.reviewer = localStorage.getItem(nameKey) || ""; } catch (err) { state.reviewer = ""; }
+    $("reviewer").value = state.reviewer;
     state.served = await detectServer();
     if (!state.served) loadLocal();
     $("mode").textContent = state.served ? "· saving to the review server" : "· file mode: decisions stay in this browser, use Export";
     setSaveStatus(state.served ? "saved" : "idle", state.served ? "saved to disk" : "");
+    if (state.served && !state.reviewer) needName();
     applyFilter();
+    if (state.served) poll();
   }
 
   main();

@@ -1,6 +1,6 @@
-"""Regenerate the bundled sample: images/*.jpg and manifest.jsonl (about 32 complex-prompt/image pairs).
+"""Regenerate the bundled sample data in manifests/sample/: images/*.jpg and manifest.jsonl (32 prompt/image pairs).
 
-Run from anywhere with the project venv:  python manifests/sample/make_sample.py
+Run from anywhere with the project venv:  python tools/sample_data/make_sample.py
 Real photos come from scikit-image's bundled data files (install scikit-image only to run this script; surd itself
 does not need it). Every other image is drawn in code by sample_scenes.py with fixed seeds. See PROVENANCE.md.
 """
@@ -22,11 +22,14 @@ sys.path.insert(0, str(HERE))
 
 from sample_scenes import SCENES  # noqa: E402  (sibling module, importable once HERE is on the path)
 
-IMAGES_DIR = HERE / "images"
-MANIFEST = HERE / "manifest.jsonl"
+SAMPLE_DIR = HERE.parent.parent / "manifests" / "sample"  # the data this program writes
+IMAGES_DIR = SAMPLE_DIR / "images"
+MANIFEST = SAMPLE_DIR / "manifest.jsonl"
 JPEG_QUALITY = 85
 MAX_TOTAL_BYTES = 3 * 1024 * 1024
 DRAWN_LICENSE = "CC0-1.0"
+# The provenance text keeps the generator's first path (manifests/sample/), where the shipped rows were made: changing
+# it would change every sample shard's bytes. The program now lives in tools/sample_data/.
 DRAWN_PROVENANCE = "drawn in code by manifests/sample/make_sample.py (sample_scenes.py:{fn}, seed {seed})"
 
 NEG_PEOPLE = (
@@ -397,7 +400,7 @@ def main() -> int:
     for source_id, data in blobs.items():
         with Image.open(io.BytesIO(data)) as im:
             print(f"  {source_id:<20} {im.width:>5}x{im.height:<5} {im.mode:<4} {len(data) / 1024:7.1f} KiB")
-    print(f"{len(rows)} rows -> {MANIFEST.relative_to(HERE.parent.parent)}; images total {total / 1024 / 1024:.2f} MiB")
+    print(f"{len(rows)} rows -> {MANIFEST.relative_to(SAMPLE_DIR.parent.parent)}; images total {total / 1024 / 1024:.2f} MiB")
     if total > MAX_TOTAL_BYTES:
         print(f"images exceed the {MAX_TOTAL_BYTES} byte budget: lower JPEG_QUALITY or sizes", file=sys.stderr)
         return 1

@@ -2,18 +2,23 @@
 
 Concurrent (a thread pool), per-host rate limit, exponential backoff with jitter on 408/429/5xx/timeouts/connection
 errors honouring Retry-After, bounded retries, timeouts, a maximum response size, content-type and magic-byte checks,
-TLS always verified, an honest user agent, X-Robots-Tag noai/noimageai honoured, and an SSRF guard that resolves
-every hop (redirects are followed here, never by the HTTP library) and connects to the checked IP only.
+TLS always verified, an honest user agent, X-Robots-Tag noai/noimageai and robots.txt honoured (`surd.fetch.robots`), and an
+SSRF guard that resolves every hop (redirects are followed here, never by the HTTP library) and connects to the checked
+IP only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
 import json
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -22,18 +27,18 @@ import urllib3
 from urllib3.exceptions import HTTPError, NewConnectionError, ProtocolError, SSLError, TimeoutError
 
 from surd import __version__
-from surd.fetchers import FetchError
-from surd.net import (
+from surd.fetch.content import looks_like_html, sniff_image
+from surd.fetch.policy import (
     AddressPolicy,
     BlockedAddress,
     HostLimiter,
     backoff_delay,
-    looks_like_html,
     opted_out,
     parse_retry_after,
     resolve_checked,
-    sniff_image,
 )
+from surd.fetch.result import FetchError
+from surd.fetch.robots import RobotsCache
 
 USER_AGENT = f"surd/{__version__} (+https://github.com/surd-dev/surd)"
 _OCTET_TYPES = ("application/octet-stream", "binary/octet-stream", "application/x-octet-stream", "")
@@ -58,6 +63,7 @@ class DownloadConfig:
     allow_private: bool = False  # let URLs reach loopback/private/link-local addresses (SSRF guard off)
     allowed_networks: tuple[str, ...] = ()  # CIDRs exempt from the SSRF guard, e.g. ("127.0.0.0/8",)
     respect_opt_out: bool = True  # honour X-Robots-Tag: noai / noimageai
+    respect_robots: bool = True  # honour robots.txt (fetched once per host and run; see surd.fetch.robots)
     user_agent: str = USER_AGENT
     cache_dir: str = ""  # where large remote files (DiffusionDB zips, parquet) are cached; "" = ~/.cache/surd
 
@@ -100,6 +106,7 @@ class Client:
         self._pools: dict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = {}
         self._resolved: dict[tuple[str, int], tuple[str, float]] = {}  # (host, port) → (checked IP, expiry)
         self._lock = threading.Lock()
+        self.robots = RobotsCache(lambda url: self.fetch(url, kind="data", robots=False), cfg.user_agent)
 
     def _resolve(self, host: str, port: int) -> str:
         """The checked IP for host:port, cached for a minute (one DNS lookup per host, not per image)."""
@@ -111,11 +118,17 @@ class Client:
         self._resolved[(host, port)] = (ip, now + DNS_TTL)
         return ip
 
-    def fetch(self, url: str, headers: dict[str, str] | None = None, kind: str = "image") -> bytes | FetchError:
-        """GET *url* with retries; kind "image" applies the image checks, "data" returns any 2xx body."""
+    def fetch(self, url: str, headers: dict[str, str] | None = None, kind: str = "image", body: bytes | None = None,
+              robots: bool = True) -> bytes | FetchError:
+        """GET (or POST *body*) *url* with retries; kind "image" applies the image checks, "data" returns any 2xx body.
+
+        Every hop is checked against its host's robots.txt first, unless ``respect_robots`` is off (or *robots* is
+        False: the robots.txt fetch itself).
+        """
         cfg, attempt = self.cfg, 0
+        check = robots and cfg.respect_robots
         while True:
-            result = self._follow(url, headers or {}, kind)
+            result = self._follow(url, headers or {}, kind, body, check)
             if not isinstance(result, _Retry):
                 return result
             final = _RETRY_FINAL.get(result.reason, result.reason)
@@ -128,16 +141,22 @@ class Client:
                 self.limiter.pause(result.host, result.retry_after)
             time.sleep(backoff_delay(attempt, cfg.backoff_base, cfg.backoff_max, result.retry_after))
 
-    def _follow(self, url: str, headers: dict[str, str], kind: str) -> bytes | FetchError | _Retry:
-        """One attempt: follow redirects by hand so every hop passes the scheme and SSRF checks."""
+    def _follow(self, url: str, headers: dict[str, str], kind: str, body: bytes | None = None,
+                robots: bool = False) -> bytes | FetchError | _Retry:
+        """One attempt: follow redirects by hand so every hop passes the scheme, SSRF and robots.txt checks."""
         seen = {url}
         for _ in range(self.cfg.max_redirects + 1):
-            resp = self._request(url, headers)
+            refused = self.robots.check(url) if robots else None
+            if refused is not None:
+                return refused
+            resp = self._request(url, headers, body)
             if not isinstance(resp, urllib3.BaseHTTPResponse):
                 return resp
             location = resp.headers.get("Location")
             if resp.status in (301, 302, 303, 307, 308) and location:
                 _finish(resp)
+                if resp.status in (301, 302, 303):
+                    body = None  # what browsers do: the redirected request is a GET
                 url = urljoin(url, location.strip())
                 if url in seen:
                     return FetchError("redirect_loop", f"redirected back to {url}")
@@ -149,7 +168,8 @@ class Client:
                 _finish(resp)
         return FetchError("too_many_redirects", f"more than {self.cfg.max_redirects} redirects, last {url}")
 
-    def _request(self, url: str, headers: dict[str, str]) -> urllib3.BaseHTTPResponse | FetchError | _Retry:
+    def _request(self, url: str, headers: dict[str, str],
+                 body: bytes | None = None) -> urllib3.BaseHTTPResponse | FetchError | _Retry:
         parts = urlsplit(url)
         scheme, host = parts.scheme.lower(), parts.hostname or ""
         if scheme not in ("http", "https"):
@@ -169,8 +189,9 @@ class Client:
         self.limiter.wait(host)
         try:
             return self._pool(scheme, ip, port, host).urlopen(
-                "GET", path, headers=sent, redirect=False, retries=False, preload_content=False,
-                assert_same_host=False, timeout=urllib3.Timeout(connect=self.cfg.timeout, read=self.cfg.timeout),
+                "GET" if body is None else "POST", path, body=body, headers=sent, redirect=False, retries=False,
+                preload_content=False, assert_same_host=False,
+                timeout=urllib3.Timeout(connect=self.cfg.timeout, read=self.cfg.timeout),
             )  # fmt: skip
         except SSLError as e:
             return FetchError("tls_error", f"{host}: {e}")
@@ -279,9 +300,50 @@ def fetch_many(refs: list[str], options: dict[str, Any]) -> list[bytes | FetchEr
 def get_json(url: str, cfg: DownloadConfig, headers: dict[str, str] | None = None) -> Any:
     """GET a JSON API page through the same guarded, retrying client; raise RuntimeError when it cannot be had."""
     body = client_for(cfg).fetch(url, {"Accept": "application/json", **(headers or {})}, kind="data")
+    return _json_or_raise("GET", url, body)
+
+
+def post_json(url: str, payload: Any, cfg: DownloadConfig, headers: dict[str, str] | None = None) -> Any:
+    """POST a JSON body and parse the JSON answer (same client, retries and checks as `get_json`)."""
+    sent = {"Accept": "application/json", "Content-Type": "application/json", **(headers or {})}
+    body = client_for(cfg).fetch(url, sent, kind="data", body=json.dumps(payload).encode())
+    return _json_or_raise("POST", url, body)
+
+
+def _json_or_raise(method: str, url: str, body: bytes | FetchError) -> Any:
     if isinstance(body, FetchError):
-        raise RuntimeError(f"GET {url} failed: {body.reason}: {body.detail}")
+        hint = " (pass --ignore-robots to override)" if body.reason.startswith("robots_") else ""
+        raise RuntimeError(f"{method} {url} failed: {body.reason}: {body.detail}{hint}")
     try:
         return json.loads(body)
     except ValueError as e:
-        raise RuntimeError(f"GET {url} did not return JSON ({e}); first bytes {body[:80]!r}") from e
+        raise RuntimeError(f"{method} {url} did not return JSON ({e}); first bytes {body[:80]!r}") from e
+
+
+REMOTE_MAX_BYTES = 8 * 1024**3  # large files (a DiffusionDB part zip is ~1 GB, its metadata parquet a few hundred MB)
+REMOTE_TIMEOUT = 900.0
+
+
+def is_remote(location: str) -> bool:
+    """True for http(s) URLs, False for local paths."""
+    return urlsplit(location).scheme in ("http", "https")
+
+
+def download_cached(location: str, cfg: DownloadConfig) -> Path | FetchError:
+    """A local path for *location*, downloading a remote file once into the cache folder."""
+    if not is_remote(location):
+        return Path(location)
+    cache = Path(cfg.cache_dir or Path.home() / ".cache" / "surd") / "downloads"
+    name = os.path.basename(urlsplit(location).path) or "file"
+    target = cache / f"{hashlib.sha1(location.encode()).hexdigest()[:16]}-{name}"
+    if target.exists():
+        return target
+    big = dataclasses.replace(cfg, max_bytes=max(cfg.max_bytes, REMOTE_MAX_BYTES), timeout=max(cfg.timeout, REMOTE_TIMEOUT))
+    data = client_for(big).fetch(location, kind="data")
+    if isinstance(data, FetchError):
+        return data
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)  # atomic: a concurrent worker sees either nothing or the whole file
+    return target

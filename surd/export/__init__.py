@@ -1,0 +1,1 @@
+"""Datasets out to the formats other tools read (Hugging Face imagefolder + the official trainer's prompt2vec)."""

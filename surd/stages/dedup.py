@@ -1,0 +1,101 @@
+"""dedup: samples with an image → the same samples minus near-duplicates across the whole dataset.
+
+Each shard's pass records the image's 64-bit pHash in json["stages"]["dedup"] (``phash``, 16 hex digits) and keeps
+every decodable sample. Once all shards are done, `finalize` decides globally: walking samples in shard order, then
+position, a sample whose pHash is within ``max_distance`` bits of an earlier *kept* sample is dropped as
+``near_duplicate`` (the detail names the kept sample's key and the distance); with ``prompt_dedup``, one whose
+normalised complex prompt repeats an earlier kept sample's is dropped as ``duplicate_prompt``. The decision reads
+only the finished shards, so it is the same for any worker count, and rerunning it changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import PIL
+
+import surd
+from surd import shards
+from surd.batching import BatchPlan, decode_rgb, map_batched
+from surd.dedup.decide import DUPLICATE_PROMPT, NEAR_DUPLICATE, Drop, first_wins, phash64
+from surd.deps import require
+from surd.sample import Rejected, Sample, record_stage
+
+NAME = "dedup"
+USES_GPU = False
+HASH = "imagehash.phash, 8x8 DCT of a 32x32 grey thumbnail"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The Hamming distance (of 64 bits) under which two images are one, and whether prompts dedup too."""
+
+    max_distance: int = 8
+    prompt_dedup: bool = False
+    decode_threads: int = 2
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_distance <= 32:
+            raise ValueError(f"max_distance is a Hamming distance between 64-bit pHashes: 0 (identical hashes) to "
+                             f"32; about 8 finds resized/re-encoded copies. Got {self.max_distance}")
+        if self.decode_threads < 1:
+            raise ValueError(f"decode_threads must be >= 1, got {self.decode_threads}")
+
+
+def versions() -> dict[str, str]:
+    return {"pillow": PIL.__version__, "imagehash": require("imagehash", "dedup").__version__}
+
+
+def _record(sample: Sample, value: int, cfg: Config) -> Sample:
+    record_stage(sample, NAME, {"phash": f"{value:016x}", "hash": HASH, "max_distance": cfg.max_distance,
+                                "prompt_dedup": cfg.prompt_dedup, "surd": surd.__version__})
+    return sample
+
+
+def run(samples: Iterable[Sample], cfg: Config) -> Iterator[Sample | Rejected]:
+    """Hash every image in decode threads (an undecodable one is rejected as decode_error); one output per input."""
+    require("imagehash", "dedup")  # before any sample: a missing dependency stops the run, it is no decode error
+    plan = BatchPlan(prepare=lambda s: phash64(decode_rgb(s)), infer=lambda values: values,
+                     finish=lambda s, value: _record(s, value, cfg), batch_size=64, threads=cfg.decode_threads)
+    yield from map_batched(samples, plan)
+
+
+def _detail(drop: Drop, keys: list[str], cfg: Config) -> str:
+    keeper = keys[drop.keeper]
+    if drop.reason == NEAR_DUPLICATE:
+        return f"near-duplicate of {keeper} (pHash Hamming distance {drop.distance} <= {cfg.max_distance})"
+    return f"same normalised complex prompt as {keeper}"
+
+
+def _kept_rows(output_dir: Path) -> tuple[list[str], list[str], list[int], list[str]]:
+    """(stem, key, pHash, complex prompt) of every kept sample, in shard order then position."""
+
+    stems, keys, hashes, prompts = [], [], [], []
+    for stem in shards.list_done(output_dir):
+        for row in shards.read_sidecar(output_dir, stem):
+            record = (row["meta"].get("stages") or {}).get(NAME) or {}
+            if row["status"] != "kept" or not record.get("phash"):
+                continue
+            stems.append(stem)
+            keys.append(row["key"])
+            hashes.append(int(record["phash"], 16))
+            prompts.append(str(row["meta"].get("complex_prompt") or ""))
+    return stems, keys, hashes, prompts
+
+
+def finalize(output_dir: Path, cfg: Config) -> dict[str, int]:
+    """Decide over all done shards and turn the drops into rejects in their shards; returns {reason: n}."""
+
+    stems, keys, hashes, prompts = _kept_rows(Path(output_dir))
+    drops = first_wins(hashes, cfg.max_distance, prompts if cfg.prompt_dedup else None)
+    by_stem: dict[str, dict[str, tuple[str, str]]] = {}
+    for drop in drops:
+        by_stem.setdefault(stems[drop.index], {})[keys[drop.index]] = (drop.reason, _detail(drop, keys, cfg))
+    for stem in sorted(by_stem):
+        shards.drop_samples(output_dir, stem, by_stem[stem])
+    counts = {NEAR_DUPLICATE: 0, DUPLICATE_PROMPT: 0}
+    for drop in drops:
+        counts[drop.reason] += 1
+    return counts
