@@ -81,6 +81,9 @@ install_venv() {
   run "$VENV/bin/python" -m pip install -q --upgrade pip setuptools wheel
   run "$VENV/bin/python" -m pip install -q "${TORCH[@]}"
   run "$VENV/bin/python" -m pip install -q -c .ci/constraints.txt -e '.[all,dev]'
+  # pyiqa (BRISQUE, MUSIQ for `surd eval`) without its requirements, which pull in training tools; the eval extra
+  # above holds what it needs at run time. Its version is the pin in .ci/constraints.txt.
+  run "$VENV/bin/python" -m pip install -q --no-deps -c .ci/constraints.txt pyiqa
   if [ "$DRY" = 0 ]; then echo "$WANT" >"$STAMP"; fi
 }
 

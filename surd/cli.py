@@ -14,6 +14,7 @@ from surd.commands import (
     datasets,
     dedup,
     embed,
+    eval,
     export,
     ingest,
     review,
@@ -31,7 +32,7 @@ app = typer.Typer(
 )
 
 # In the order `surd --help` lists them: the pipeline, its stages, then the tools around them.
-for module in (ingest, export, run, datasets, dedup, caption, clip_filter, safety, review, embed, adapter):
+for module in (ingest, export, run, datasets, dedup, caption, clip_filter, safety, review, embed, adapter, eval):
     module.register(app)
 
 

@@ -20,8 +20,8 @@ from surd.registry import Registry, canonical
 from surd.runner import RunResult, run_stage
 from surd.stages import STAGES
 
-# Steps that are not shard → shard stages (training): function(input_dir, output_dir, config) -> dict.
-JOBS = Registry("job", {"train_adapter": "surd.adapter.train:run_job"})
+# Steps that are not shard → shard stages (training, evaluation): function(input_dir, output_dir, config) -> dict.
+JOBS = Registry("job", {"train_adapter": "surd.adapter.train:run_job", "eval": "surd.eval.run:run_job"})
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,8 @@ def test_dry_run_on_a_fresh_clone_plans_the_whole_install_and_changes_nothing(tm
     planned = [line[2:] for line in proc.stdout.splitlines() if line.startswith("+ ")]
     assert any(re.search(r"-m venv " + re.escape(str(venv)) + "$", c) for c in planned), planned
     assert any(c.endswith("pip install -q torch==2.14.1 torchvision==0.29.1") for c in planned), planned
-    assert planned[-1].endswith("pip install -q -c .ci/constraints.txt -e .[all,dev]"), planned
+    assert planned[-2].endswith("pip install -q -c .ci/constraints.txt -e .[all,dev]"), planned
+    assert planned[-1].endswith("pip install -q --no-deps -c .ci/constraints.txt pyiqa"), planned  # surd eval
     assert not venv.exists()
 
 
@@ -59,6 +60,7 @@ def test_dry_run_on_an_up_to_date_venv_installs_nothing(tmp_path):
     (venv / ".surd-setup").write_text("0000000000000000\n")  # the dependency files changed since
     stale = _sh(str(SETUP), "--dry-run", "--venv", str(venv), "--no-browser")
     assert "pip install -q -c .ci/constraints.txt -e .[all,dev]" in stale.stdout
+    assert "pip install -q --no-deps -c .ci/constraints.txt pyiqa" in stale.stdout
     assert "-m venv" not in stale.stdout  # a working venv is brought up to date in place, not rebuilt
 
 

@@ -19,6 +19,10 @@ ADDRESS = typer.Option(None, help="Ray cluster address for --executor ray, e.g. 
 DEVICE = typer.Option("auto", help="auto (cuda, then mps, then cpu), or a torch device such as cuda:1.")
 DTYPE = typer.Option("auto", help="auto (bf16/fp16 on GPU, fp32 on CPU), fp32, fp16 or bf16.")
 DECODE_THREADS = typer.Option(2, "--decode-threads", help="Image decoding threads per worker, overlapped with the model.")
+# The review server's address and access (`surd review serve`, `surd eval study serve`).
+HOST = typer.Option("127.0.0.1", help="Address to bind; anything but loopback needs a token (made for you).")
+TOKEN = typer.Option("", help="Token every user of the page must present (default: a random one beyond loopback).")
+NO_AUTH = typer.Option(False, "--no-auth", help="Serve beyond loopback without a token (trusted networks).")
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 
 from surd import storage
-from surd.commands.common import fail, run_and_report
+from surd.commands.common import HOST, NO_AUTH, TOKEN, fail, run_and_report
 from surd.review.agreement import CONFLICT_RULES, Agreement
 from surd.review.export import ExportConfig, export_review
 from surd.review.importer import ImportPlan, plan_import
@@ -58,10 +58,10 @@ def export_cmd(
 @review_app.command("serve")
 def serve_cmd(
     review_dir: Path = typer.Argument(..., help="A review site written by `surd review export` (one batch)."),
-    host: str = typer.Option("127.0.0.1", help="Address to bind; anything but loopback needs a token (made for you)."),
+    host: str = HOST,
     port: int = typer.Option(8765, help="Port (0 = any free port)."),
-    token: str = typer.Option("", help="Token reviewers must present (default: a random one beyond loopback)."),
-    no_auth: bool = typer.Option(False, "--no-auth", help="Serve beyond loopback without a token (trusted networks)."),
+    token: str = TOKEN,
+    no_auth: bool = NO_AUTH,
     rate: float = typer.Option(50.0, help="API requests per second per client address (bursts up to 10x)."),
 ) -> None:
     """Serve a review site to one reviewer or a team; every decision goes to REVIEW_DIR/decisions.jsonl first.

@@ -69,8 +69,11 @@ def tiny_processor() -> Any:
     return tf.BlipProcessor(image_processor=image_processor, tokenizer=tok)
 
 
-def tiny_model(processor: Any, seed: int = 0) -> Any:
-    """A random BlipForConditionalGeneration (2 vision + 2 text layers, width 32), the same for a given seed."""
+def tiny_model(processor: Any, seed: int = 0, cls: str = "BlipForConditionalGeneration") -> Any:
+    """A random BLIP model (2 vision + 2 text layers, width 32), the same for a given seed.
+
+    ``cls`` is the transformers class: BlipForConditionalGeneration (captions) or BlipForQuestionAnswering (VQA).
+    """
     tf = require("transformers", "caption")
     torch = require("torch", "caption")
     tok = processor.tokenizer
@@ -82,7 +85,7 @@ def tiny_model(processor: Any, seed: int = 0) -> Any:
     config = tf.BlipConfig(vision_config=vision, text_config=text)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = tf.BlipForConditionalGeneration(config)
+        model = getattr(tf, cls)(config)
         # The default init gives near-constant logits; wider weights make captions depend on the image.
         for name, p in model.named_parameters():
             if p.dim() >= 2 and "embedding" not in name:

@@ -46,7 +46,7 @@ from surd.shards import iter_dataset, list_shards, read_stats
 FORMATS = ("site", "labelstudio", "csv")
 IMAGE_EXTS = ("jpg", "jpeg", "webp", "png")
 STATIC_DIR = Path(__file__).parent / "static"
-STATIC_FILES = ("index.html", "app.js", "style.css")
+STATIC_FILES = ("index.html", "sitekit.js", "app.js", "style.css")
 CSV_COLUMNS = ("key", "image", "simple_prompt", "complex_prompt", "simple_score", "complex_score", "decision", "note")
 
 

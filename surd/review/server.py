@@ -10,6 +10,9 @@ Serves only regular files inside the review directory (no listings, no path trav
   journal ``decisions.jsonl`` and fsynced before the reply; ``decisions.json`` is a snapshot rebuilt from it;
 - ``GET /api/status``: per-reviewer counts, rate and what is left (`surd.review.progress`).
 
+The documents behind the API belong to the site's state: `ReviewState` (the decision journal) here; another static
+page can be served the same way with its own `SiteState` subclass (the eval preference study stores answers).
+
 Access (`surd.review.access`): on loopback without a token only loopback host names are answered; any other bind
 needs a token (made at start and printed in the URL to share, unless ``--token`` or an explicit ``--no-auth``).
 Writes need ``Content-Type: application/json`` and, when the browser sends one, a same-origin ``Origin``; bodies
@@ -22,6 +25,7 @@ import json
 import os
 import signal
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -94,17 +98,41 @@ class ServeConfig:
             raise ValueError(f"snapshot_every must be > 0 seconds, got {self.snapshot_every}")
 
 
-class ReviewState:
-    """The site's keys, its journal, who may use it, and the running tally for the status header."""
+class SiteState:
+    """What every served site has: its folder, who may use it (token, or loopback host names) and the rate limit.
 
-    def __init__(self, review_dir: str | os.PathLike, cfg: ServeConfig):
-        self.root = Path(review_dir).resolve()
-        site = read_site(self.root)
-        self.keys = frozenset(site["keys"])
+    Subclasses hold the documents behind the API, called from the request threads: ``document(since)`` answers
+    ``GET /api/decisions``, ``status()`` ``GET /api/status``, ``write(payload)`` a ``POST /api/decisions`` (its reply;
+    `DecisionError` → 400, `Conflict` → 409, `JournalFailed` → 503), and ``close()`` runs once when the server closes.
+    """
+
+    def __init__(self, site_dir: str | os.PathLike, cfg: ServeConfig):
+        self.root = Path(site_dir).resolve()
         self.cfg = cfg
         self.token = "" if cfg.no_auth else cfg.token or ("" if is_loopback(cfg.host) else new_token())
         self.loopback_names_only = not self.token and is_loopback(cfg.host)
         self.limiter = RateLimiter(cfg.rate, cfg.burst)
+
+    def document(self, since: int = 0) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def status(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def write(self, payload: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class ReviewState(SiteState):
+    """A review site: its keys, its journal, and the running tally for the status header."""
+
+    def __init__(self, review_dir: str | os.PathLike, cfg: ServeConfig):
+        super().__init__(review_dir, cfg)
+        site = read_site(self.root)
+        self.keys = frozenset(site["keys"])
         self.tally = Tally()
         role = site.get("role", "review") if site.get("role") in ROLES else "review"
         header = make_header(site.get("site_id", ""), role)
@@ -173,11 +201,19 @@ class ReviewState:
             raise DecisionError(problems)
         return changes, reviewer.strip()
 
+    def write(self, payload: Any) -> dict[str, Any]:
+        changes, reviewer = self.parse_changes(payload)
+        revs, seq = self.journal.apply(changes, reviewer)
+        return {"saved": len(revs), "revs": revs, "seq": seq}
+
+    def close(self) -> None:
+        self.journal.close()
+
 
 class ReviewHandler(SimpleHTTPRequestHandler):
-    """Static files from the review directory plus the decisions API, behind the access checks."""
+    """Static files from the site's directory plus the decisions API, behind the access checks."""
 
-    state: ReviewState  # set on the per-server subclass
+    state: SiteState  # set on the per-server subclass
     protocol_version = "HTTP/1.1"  # keep-alive: a page loads dozens of thumbnails
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -222,8 +258,8 @@ class ReviewHandler(SimpleHTTPRequestHandler):
             return True
         token, in_url = supplied_token(self.path, self.headers, self.server.server_port)
         if not token_matches(token, st.token):
-            self._error(HTTPStatus.UNAUTHORIZED, "missing or wrong token: open the URL `surd review serve` printed "
-                        "(it ends in ?token=...)", api)
+            self._error(HTTPStatus.UNAUTHORIZED, "missing or wrong token: open the URL the server printed when it "
+                        "started (it ends in ?token=...)", api)
             return False
         if in_url and not api:  # keep the token in a cookie, and out of the address bar and history
             self.send_response(HTTPStatus.SEE_OTHER)
@@ -308,8 +344,7 @@ class ReviewHandler(SimpleHTTPRequestHandler):
         if body is None:
             return
         try:
-            changes, reviewer = self.state.parse_changes(json.loads(body))
-            revs, seq = self.state.journal.apply(changes, reviewer)
+            reply = self.state.write(json.loads(body))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             return self._json(HTTPStatus.BAD_REQUEST, {"error": f"body is not JSON: {exc}"})
         except DecisionError as exc:
@@ -318,19 +353,20 @@ class ReviewHandler(SimpleHTTPRequestHandler):
             return self._json(HTTPStatus.CONFLICT, {"error": str(exc), "conflicts": exc.current})
         except JournalFailed as exc:
             return self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)})
-        return self._json(HTTPStatus.OK, {"saved": len(revs), "revs": revs, "seq": seq})
+        return self._json(HTTPStatus.OK, reply)
 
 
 class ReviewServer(ThreadingHTTPServer):
-    """A threading HTTP server that owns the site's journal (closed, with a last snapshot, on server_close)."""
+    """A threading HTTP server that owns the site's state (a review journal is closed, with a last snapshot, on
+    server_close)."""
 
     daemon_threads = True
     request_queue_size = 128  # a team's tabs connect at once; the default backlog of 5 resets connections
-    state: ReviewState
+    state: SiteState
 
     def server_close(self) -> None:
         super().server_close()
-        self.state.journal.close()
+        self.state.close()
 
     def urls(self) -> list[str]:
         """The URL to open here, and (beyond loopback) the one to share, with the token if there is one."""
@@ -347,20 +383,21 @@ class ReviewServer(ThreadingHTTPServer):
 
 
 def make_server(review_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 8765,
-                cfg: ServeConfig | None = None) -> ReviewServer:
+                cfg: ServeConfig | None = None,
+                state_class: Callable[[Path, ServeConfig], SiteState] = ReviewState) -> ReviewServer:
     """A ready (not yet serving) server for *review_dir*; port 0 picks a free port (see ``server.server_port``).
 
-    *cfg* overrides *host* and *port* when given.
+    *cfg* overrides *host* and *port* when given. *state_class* makes the site's state (default: a review site).
     """
     cfg = cfg or ServeConfig(host=host, port=port)
-    state = ReviewState(review_dir, cfg)
+    state = state_class(Path(review_dir), cfg)
     handler = type("BoundReviewHandler", (ReviewHandler,), {"state": state})
     family = socket.AF_INET6 if ":" in cfg.host else socket.AF_INET
     server_cls = type("BoundReviewServer", (ReviewServer,), {"address_family": family, "state": state})
     try:
         return server_cls((cfg.host, cfg.port), handler)
     except OSError:
-        state.journal.close()
+        state.close()
         raise
 
 
@@ -368,11 +405,12 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def serve(review_dir: str | os.PathLike, cfg: ServeConfig | None = None) -> None:
-    """Serve *review_dir* until interrupted (Ctrl+C or SIGTERM), then write the last snapshot."""
-    server = make_server(review_dir, cfg=cfg)
+def serve(review_dir: str | os.PathLike, cfg: ServeConfig | None = None,
+          state_class: Callable[[Path, ServeConfig], SiteState] = ReviewState, verb: str = "reviewing") -> None:
+    """Serve *review_dir* until interrupted (Ctrl+C or SIGTERM), then close its state (a review's last snapshot)."""
+    server = make_server(review_dir, cfg=cfg, state_class=state_class)
     urls = server.urls()
-    print(f"reviewing {server.state.root}: open {urls[0]}  (Ctrl+C stops)", flush=True)
+    print(f"{verb} {server.state.root}: open {urls[0]}  (Ctrl+C stops)", flush=True)
     if len(urls) > 1:
         print(f"share with your team: {urls[1]}", flush=True)
     if not server.state.token and not is_loopback(server.state.cfg.host):

@@ -2,7 +2,8 @@
 // Plain JS, no build step, no network beyond the review directory. Works from file:// (decisions in
 // localStorage + Export button) and from `surd review serve`, where several tabs or reviewers share one site:
 // each change is sent as {decision, note, base revision}; the server refuses a change whose key moved on since
-// this tab saw it (409), and the page then shows the conflict for the reviewer to settle.
+// this tab saw it (409), and the page then shows the conflict for the reviewer to settle. The machinery it shares
+// with the eval study page (sending with retries, browser storage, keys, downloads) is in sitekit.js.
 "use strict";
 
 (function () {
@@ -125,12 +126,7 @@
     if (next !== undefined) loadChunk(Math.floor(next / IDX.chunk_size)).catch(() => {});
   }
 
-  function el(tag, cls, text) {
-    const e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined) e.textContent = text; // never innerHTML: prompts are untrusted text
-    return e;
-  }
+  const el = SurdKit.el;
 
   function card(idx, pos) {
     const r = row(idx), key = IDX.keys[idx];
@@ -278,14 +274,13 @@
   function saveLocal() {
     const compact = {};
     for (const [k, d] of state.decisions) compact[k] = d.note ? [d.decision, d.note] : d.decision;
-    try { localStorage.setItem(storageKey, JSON.stringify(compact)); setSaveStatus("saved", "saved in this browser"); }
-    catch (err) { setSaveStatus("error", "browser storage failed: export your decisions now"); }
+    SurdKit.storeLocal(storageKey, compact, setSaveStatus, "decisions");
   }
 
   function loadLocal() {
-    const raw = localStorage.getItem(storageKey);
-    if (!raw) return;
-    for (const [k, v] of Object.entries(JSON.parse(raw))) {
+    const stored = SurdKit.loadLocal(storageKey);
+    if (!stored) return;
+    for (const [k, v] of Object.entries(stored)) {
       const d = Array.isArray(v) ? { decision: v[0], note: v[1] } : { decision: v, note: "" };
       if (KNOWN.has(k) && (d.decision === "accept" || d.decision === "reject")) setLocal(k, d, true);
     }
@@ -296,9 +291,7 @@
     const prev = state.pending.get(key);
     const base = prev ? prev.base : (state.revs.get(key) || 0); // what this tab saw when the reviewer decided
     state.pending.set(key, { decision: value ? value.decision : "undecided", note: value ? value.note : "", base });
-    setSaveStatus("saving", "saving…");
-    clearTimeout(state.save.timer);
-    state.save.timer = setTimeout(flush, 150);
+    sender.queued();
   }
 
   // ------------------------------------------------------------------ persistence: the review server
@@ -323,52 +316,31 @@
     renderConflicts();
   }
 
-  async function flush() {
-    clearTimeout(state.save.timer);
-    if (state.save.inFlight || !state.pending.size) return;
-    if (!state.reviewer) { setSaveStatus("error", "not saved: enter your name (top right)"); return; }
-    const batch = new Map([...state.pending].slice(0, MAX_BATCH));
-    for (const k of batch.keys()) state.pending.delete(k);
-    state.inflight = batch;
-    state.save.inFlight = true;
-    let retryMs = 0;
-    try {
-      const res = await fetch("api/decisions", {
-        method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ format: FORMAT, version: 1, reviewer: state.reviewer, decisions: Object.fromEntries(batch) }),
-      });
-      const data = await res.json().catch(() => ({}));
+  const sender = SurdKit.createSender({
+    apiPath: "api/decisions", save: state.save, onStatus: setSaveStatus, served: () => state.served,
+    blocked: () => (state.reviewer ? "" : "enter your name (top right)"),
+    pending: () => state.pending.size > 0,
+    take: () => {
+      const batch = new Map([...state.pending].slice(0, MAX_BATCH));
+      for (const k of batch.keys()) state.pending.delete(k);
+      state.inflight = batch;
+      return { format: FORMAT, version: 1, reviewer: state.reviewer, decisions: Object.fromEntries(batch) };
+    },
+    answer: (res, data) => {
       if (res.ok) {
-        for (const [k, rev] of Object.entries(data.revs || {})) ownWrite(k, rev, batch.get(k));
-        state.save.error = null;
-        state.save.backoff = 0;
-      } else if (res.status === 409) {
-        addConflicts(batch, data.conflicts);
-        state.save.error = null;
-      } else {
-        requeue(batch);
-        state.save.error = res.status === 401 ? "not authorised: open the link with ?token= that the server printed"
-          : (data.error || res.statusText || String(res.status));
-        if (res.status === 429) retryMs = 1000 * Number(res.headers.get("Retry-After") || 1);
+        for (const [k, rev] of Object.entries(data.revs || {})) ownWrite(k, rev, state.inflight.get(k));
+        return true;
       }
-    } catch (err) {
-      requeue(batch);
-      state.save.error = "server unreachable (" + err.message + "); retrying";
-    } finally {
-      state.inflight = new Map();
-      state.save.inFlight = false;
-    }
-    if (state.save.error) {
-      state.save.backoff = Math.min(30000, Math.max(1000, state.save.backoff * 2));
-      setSaveStatus("error", "not saved: " + state.save.error);
-      state.save.timer = setTimeout(flush, Math.max(retryMs, state.save.backoff));
-    } else if (state.pending.size) {
-      flush();
-    } else {
-      setSaveStatus(state.conflicts.size ? "error" : "saved",
-        state.conflicts.size ? state.conflicts.size + " conflict(s) to settle" : "saved to disk");
-    }
-  }
+      if (res.status === 409) { addConflicts(state.inflight, data.conflicts); return true; }
+      return false;
+    },
+    lost: () => requeue(state.inflight),
+    done: () => { state.inflight = new Map(); },
+    settled: () => (state.conflicts.size ? ["error", state.conflicts.size + " conflict(s) to settle"]
+      : ["saved", "saved to disk"]),
+    unsaved: () => state.pending.size > 0 || state.conflicts.size > 0,
+  });
+  const flush = sender.flush;
 
   function applyRecords(decisions) {
     // changes made elsewhere; a key this tab is still sending or settling waits for that outcome instead
@@ -403,18 +375,11 @@
   }
 
   async function detectServer() {
-    if (!location.protocol.startsWith("http")) return false;
-    try {
-      const res = await fetch("api/decisions", { cache: "no-store" });
-      if (!res.ok) return false;
-      const doc = await res.json();
-      if (!doc || doc.format !== FORMAT) return false;
-      applyRecords(doc.decisions);
-      state.seq = doc.seq || 0;
-      return true;
-    } catch (err) {
-      return false;
-    }
+    const doc = await SurdKit.fetchServerDocument("api/decisions", FORMAT);
+    if (!doc) return false;
+    applyRecords(doc.decisions);
+    state.seq = doc.seq || 0;
+    return true;
   }
 
   function setSaveStatus(s, text) { $("save-status").dataset.state = s; $("save-status").textContent = text; }
@@ -494,16 +459,7 @@
     }
   }
 
-  function exportDecisions() {
-    const blob = new Blob([JSON.stringify(toDocument(), null, 1)], { type: "application/json" });
-    const a = document.createElement("a");
-    a.href = URL.createObjectURL(blob);
-    a.download = "decisions-" + IDX.site_id + ".json";
-    document.body.appendChild(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
-  }
+  function exportDecisions() { SurdKit.downloadJSON(toDocument(), "decisions-" + IDX.site_id + ".json"); }
 
   function setReviewer(name) {
     state.reviewer = name.trim().slice(0, 64);
@@ -514,33 +470,25 @@
   }
 
   // ------------------------------------------------------------------ keyboard and controls
-  function onKey(e) {
-    const typing = e.target instanceof HTMLTextAreaElement || e.target instanceof HTMLInputElement;
-    if (e.target === $("reviewer")) {
+  function bindKeys() {
+    $("reviewer").addEventListener("keydown", (e) => {
       if (e.key === "Enter") { e.preventDefault(); setReviewer(e.target.value); e.target.blur(); }
-      return;
-    }
-    if (e.target === $("d-note")) {
+    });
+    $("d-note").addEventListener("keydown", (e) => {
       if ((e.key === "Enter" && !e.shiftKey) || e.key === "Escape") { e.preventDefault(); saveNote(); e.target.blur(); }
-      return;
-    }
-    if (typing || e.altKey) return;
-    const k = e.key.toLowerCase();
-    if ((e.ctrlKey || e.metaKey) && k === "z") { e.preventDefault(); undo(); return; }
-    if (e.ctrlKey || e.metaKey) return;
-    const actions = {
+    });
+    SurdKit.bindKeys({
       a: () => decide("accept"), r: () => decide("reject"), u: undo,
       arrowright: () => move(1), arrowdown: () => move(1), j: () => move(1),
       arrowleft: () => move(-1), arrowup: () => move(-1), k: () => move(-1),
       pagedown: () => goTo((pageOf(state.pos) + 1) * state.pageSize),
       pageup: () => goTo((pageOf(state.pos) - 1) * state.pageSize),
       n: () => $("d-note").focus(),
-    };
-    if (actions[k]) { e.preventDefault(); actions[k](); }
+    }, { "ctrl+z": undo });
   }
 
   function wire() {
-    document.addEventListener("keydown", onKey);
+    bindKeys();
     $("d-accept").onclick = () => decide("accept");
     $("d-reject").onclick = () => decide("reject");
     $("d-undo").onclick = undo;
@@ -560,9 +508,6 @@
       try { loadDocument(JSON.parse(await file.text()), file.name); applyFilter(); }
       catch (err) { alert(String(err)); }
     };
-    window.addEventListener("beforeunload", (e) => {
-      if (state.served && (state.pending.size || state.save.inFlight || state.conflicts.size)) { flush(); e.preventDefault(); }
-    });
   }
 
   async function main() {

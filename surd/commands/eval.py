@@ -1,0 +1,160 @@
+"""`surd eval`: the paper's evaluation (baseline vs SUR-adapter images, CLIP scores, VQA semantic accuracy, image
+quality with Welch's t-test) as one command; `surd eval study …` for the blind preference study; `surd eval compare`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from surd.commands.common import DEVICE, DTYPE, HOST, NO_AUTH, TOKEN, fail
+from surd.eval.compare import compare_runs, format_text
+from surd.eval.config import EvalConfig, MetricModels
+from surd.eval.prompts import load_prompt_set
+from surd.eval.run import load_config, run_eval, write_outputs
+from surd.eval.study import StudyConfig, StudyState, export_study, import_answers
+from surd.review.records import DecisionError
+from surd.review.server import ServeConfig, serve
+
+eval_app = typer.Typer(
+    help="Evaluate adapters against their base model: images with identical seeds, CLIP scores, VQA semantic "
+    "accuracy per prompt type, BRISQUE / CLIP-IQA / MUSIQ with Welch's t-test, and a report.\n\n"
+    "Example: surd eval --base runwayml/stable-diffusion-v1-5 --adapter runs/paper/05_train_adapter "
+    "--prompts paper --images-per-prompt 10 --seed 0 --out eval/",
+    invoke_without_command=True,
+)
+study_app = typer.Typer(help="The blind A/B preference study: export the page, serve it, import the answers.\n\n"
+                        "Example: surd eval study export eval/ --out eval-study/ && surd eval study serve eval-study/",
+                        no_args_is_help=True)
+eval_app.add_typer(study_app, name="study")
+
+
+@eval_app.callback()
+def eval_cmd(
+    ctx: typer.Context,
+    base: str = typer.Option(None, "--base", help="Base SD model: hub id, local diffusers folder, or tiny."),
+    adapter: list[str] = typer.Option(None, "--adapter", help="Adapter folder, or NAME=DIR (repeat for several)."),
+    out: Path = typer.Option(Path("eval"), "--out", "-o", help="Output folder (rerun the same command to resume)."),
+    prompts: str = typer.Option("paper", help="Prompt set: paper (bundled) or a YAML/JSON file in its format."),
+    images_per_prompt: int = typer.Option(10, help="Images per prompt and model (seeds seed … seed+n-1)."),
+    seed: int = typer.Option(0, help="First seed; the same seeds are used for every model and prompt."),
+    steps: int = typer.Option(50, help="Denoising steps."),
+    guidance: float = typer.Option(7.5, help="Classifier-free guidance scale."),
+    size: int = typer.Option(None, help="Image side in pixels (default: the base model's native size)."),
+    negative_prompt: str = typer.Option("", help="Negative prompt for every image."),
+    pipeline: str = typer.Option("sd", help="Diffusers pipeline: sd, sag or panorama."),
+    batch_size: int = typer.Option(8, help="Images per generation / scoring batch."),
+    metrics: str = typer.Option("clip,vqa,brisque,musiq,clip_iqa", help="Comma-separated metrics to compute."),
+    clip_model: str = typer.Option("ViT-B-32", help="CLIP for the CLIP scores: open_clip name, local folder, tiny."),
+    clip_pretrained: str = typer.Option("openai", help="open_clip weights tag or a local checkpoint file."),
+    vqa_model: str = typer.Option("Salesforce/blip-vqa-base", help="BLIP VQA: hub id, local folder, or tiny."),
+    brisque: str = typer.Option("brisque", help="BRISQUE SVM: pyiqa name, local tensor file, or tiny."),
+    musiq: str = typer.Option("musiq", help="MUSIQ: pyiqa name (musiq = KonIQ), local weight file, or tiny."),
+    clip_iqa: str = typer.Option("clip_iqa", help="CLIP-IQA: clip_iqa (RN50), a transformers CLIP id/folder, tiny."),
+    tiny_metrics: bool = typer.Option(False, "--tiny-metrics", help="Every scoring model tiny (offline smoke run)."),
+    device: str = DEVICE,
+    dtype: str = DTYPE,
+) -> None:
+    """Generate baseline and adapter images with identical seeds, score them, and write OUT/report.html.
+
+    Example: surd eval --base tiny --adapter runs/sample/05_train_adapter --tiny-metrics --images-per-prompt 2 --out eval/
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if not base or not adapter:
+        fail("pass --base MODEL and at least one --adapter DIR (see `surd eval --help`)")
+    models = MetricModels.tiny() if tiny_metrics else MetricModels(
+        clip=clip_model, clip_pretrained=clip_pretrained, vqa=vqa_model, brisque=brisque, musiq=musiq,
+        clip_iqa=clip_iqa)
+    cfg = EvalConfig(base=base, adapters=tuple(adapter), out=str(out), prompts=prompts,
+                     images_per_prompt=images_per_prompt, seed=seed, steps=steps, guidance=guidance, size=size,
+                     negative_prompt=negative_prompt, pipeline=pipeline, batch_size=batch_size,
+                     metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()), models=models, device=device,
+                     dtype=dtype)
+    results = run_eval(cfg)
+    t = results.get("timing") or {}
+    typer.echo(f"{out / 'report.html'}: {', '.join(results['models'])}; generated {t.get('generated', 0)} images "
+               f"({t.get('seconds', 0):.1f}s), scored {t.get('scored', 0)} ({t.get('score_seconds', 0):.1f}s)")
+
+
+@eval_app.command("report")
+def report_cmd(run: Path = typer.Argument(..., help="A folder written by `surd eval`.")) -> None:
+    """Rewrite results.json, results.csv and report.html from what the folder holds (no generation, no scoring).
+
+    Example: surd eval report eval/
+    """
+    cfg = load_config(run)
+    write_outputs(cfg, load_prompt_set(cfg.prompts))
+    typer.echo(f"wrote {run / 'report.html'}")
+
+
+@eval_app.command("compare")
+def compare_cmd(
+    run_a: Path = typer.Argument(..., help="First `surd eval` folder (e.g. the layer-40 adapter's)."),
+    run_b: Path = typer.Argument(..., help="Second `surd eval` folder (e.g. the layer-60 adapter's)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Also write compare.html and compare.json here."),
+) -> None:
+    """Two evaluations side by side (e.g. LLaMA layer 40 vs 60, the paper's Table 4).
+
+    Example: surd eval compare eval-layer40/ eval-layer60/ --out eval-compare/
+    """
+    typer.echo(format_text(compare_runs(run_a, run_b, out)))
+    if out is not None:
+        typer.echo(f"wrote {out / 'compare.html'}")
+
+
+@study_app.command("export")
+def study_export_cmd(
+    run: Path = typer.Argument(..., help="A folder written by `surd eval`."),
+    out: Path = typer.Option(..., "--out", "-o", help="New folder for the study page (share it, or serve it)."),
+    pairs: int = typer.Option(None, help="Use a random sample of N pairs (default: every prompt × seed)."),
+    seed: int = typer.Option(0, help="Seed of the pair sample, order and left/right sides."),
+    adapter: list[str] = typer.Option(None, "--adapter", help="Only these adapters (default: all)."),
+) -> None:
+    """Write the blind A/B page: raters pick the better image of each pair with ← / →.
+
+    Example: surd eval study export eval/ --out eval-study/ --pairs 60
+    """
+    res = export_study(run, out, StudyConfig(pairs=pairs, seed=seed, adapters=tuple(adapter or ())))
+    typer.echo(f"{res['pairs']} pairs in {out}: open {out / 'index.html'} or run: surd eval study serve {out}\n"
+               f"the side key is in {res['key']} (keep it out of the raters' hands)")
+
+
+@study_app.command("serve")
+def study_serve_cmd(
+    site: Path = typer.Argument(..., help="A study page written by `surd eval study export`."),
+    host: str = HOST,
+    port: int = typer.Option(8766, help="Port (0 = any free port)."),
+    token: str = TOKEN,
+    no_auth: bool = NO_AUTH,
+) -> None:
+    """Serve the study page (the review server: same access checks); each rater's answers go to SITE/answers/.
+
+    Example: surd eval study serve eval-study/ --host 0.0.0.0 --port 8766
+    """
+    serve(site, ServeConfig(host=host, port=port, token=token, no_auth=no_auth), state_class=StudyState,
+          verb="running the study in")
+
+
+@study_app.command("import")
+def study_import_cmd(
+    run: Path = typer.Argument(..., help="The `surd eval` folder the study was exported from."),
+    answers: list[Path] = typer.Argument(..., help="Answer files (the page's Export) and/or served study folders."),
+) -> None:
+    """Turn the answers into preference percentages with a binomial test and refresh the report.
+
+    Example: surd eval study import eval/ answers-*.json eval-study/
+    """
+    try:
+        res = import_answers(run, list(answers))
+    except DecisionError as exc:
+        fail(str(exc))
+    for a, p in res["adapters"].items():
+        typer.echo(f"{a}: preferred in {100 * p['rate']:.1f}% of {p['n']} votes over the baseline (binomial p = "
+                   f"{p['p']:.4g})")
+    typer.echo(f"{res['raters']} rater(s); report updated: {run / 'report.html'}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `surd eval` command group."""
+    app.add_typer(eval_app, name="eval")

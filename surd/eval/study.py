@@ -1,0 +1,239 @@
+"""The user preference study (paper §5.1: raters pick the better image of a pair), blind and keyboard driven.
+
+``export_study(eval_dir, site_dir)`` writes a static page (the review site's machinery: ``sitekit.js``, its style,
+served by the review server or opened from ``file://``) with baseline/adapter pairs whose left/right order is
+randomised, and images renamed so nothing in the page tells the models apart. Which side is which model is written
+to ``EVAL_DIR/study_key.json``, never into the site. ``import_answers(eval_dir, files)`` validates every answer file
+against the key, then turns votes into preference percentages with a two-sided binomial test and refreshes the
+report. Answer format (the page's Export, and ``SITE/answers/<rater>.json`` when served)::
+
+    {"format": "surd-eval-study-answers", "version": 1, "site_id": "…", "rater": "name",
+     "answers": {"<pair id>": {"choice": "left" | "right" | "skip", "ms": 1234}}}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from surd.eval.config import BASELINE
+from surd.eval.generate import image_path, seeds
+from surd.eval.prompts import load_prompt_set
+from surd.eval.run import STUDY_RESULTS_NAME, load_config, write_outputs
+from surd.eval.stats import preference
+from surd.files import write_json_atomic
+from surd.review.export import _js
+from surd.review.records import DecisionError
+from surd.review.server import ServeConfig, SiteState
+
+ANSWERS_FORMAT = "surd-eval-study-answers"
+SERVER_FORMAT = ANSWERS_FORMAT + "-set"  # GET /api/decisions of a served study: every rater's answers
+SITE_FORMAT = "surd-eval-study-site"
+KEY_FORMAT = "surd-eval-study-key"
+KEY_NAME = "study_key.json"
+CHOICES = ("left", "right", "skip")
+STATIC = Path(__file__).parent / "static"
+REVIEW_STATIC = Path(__file__).parents[1] / "review" / "static"
+_RATER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Which pairs go into a study: at most ``pairs`` (a random sample; None = all), sides randomised by ``seed``."""
+
+    pairs: int | None = None
+    seed: int = 0
+    adapters: tuple[str, ...] = ()  # empty = every adapter of the evaluation
+
+    def __post_init__(self) -> None:
+        if self.pairs is not None and self.pairs < 1:
+            raise ValueError(f"pairs must be at least 1 (or omitted for all), got {self.pairs}")
+
+
+def _hash(*parts: Any) -> str:
+    return hashlib.sha1("\x1f".join(map(str, parts)).encode()).hexdigest()
+
+
+def export_study(eval_dir: str | os.PathLike, site_dir: str | os.PathLike, cfg: StudyConfig | None = None) -> dict:
+    """Write the study page for an evaluation; returns {"pairs": n, "site": path, "key": path}."""
+    cfg = cfg or StudyConfig()
+    ecfg = load_config(eval_dir)
+    site = Path(site_dir)
+    if site.exists() and any(site.iterdir()):
+        raise FileExistsError(f"{site} is not empty (it may hold answers); choose a new --out folder")
+    names = list(ecfg.model_dirs(check=False))
+    adapters = list(cfg.adapters or names)
+    unknown = sorted(set(adapters) - set(names))
+    if unknown:
+        raise ValueError(f"unknown adapter(s) {unknown}; this evaluation has {', '.join(names)}")
+    prompts = load_prompt_set(ecfg.prompts)
+    candidates = [(a, p, s) for a in adapters for p in prompts.prompts for s in seeds(ecfg)
+                  if image_path(eval_dir, BASELINE, p.id, s).is_file() and image_path(eval_dir, a, p.id, s).is_file()]
+    if not candidates:
+        raise FileNotFoundError(f"{eval_dir} has no generated image pairs: run `surd eval` first")
+    rng = random.Random(cfg.seed)
+    if cfg.pairs is not None and cfg.pairs < len(candidates):
+        candidates = rng.sample(candidates, cfg.pairs)
+    rng.shuffle(candidates)
+    site_id = _hash(Path(eval_dir).resolve(), cfg, len(candidates))[:16]
+    (site / "images").mkdir(parents=True)
+    (site / "data").mkdir()
+    pairs, key = [], {}
+    for a, p, s in candidates:
+        pid = _hash(site_id, a, p.id, s)[:12]
+        left, right = (BASELINE, a) if rng.random() < 0.5 else (a, BASELINE)
+        files = {}
+        for side, model in (("left", left), ("right", right)):
+            files[side] = f"images/{_hash(site_id, pid, side)[:16]}.png"  # names say nothing about the model
+            shutil.copyfile(image_path(eval_dir, model, p.id, s), site / files[side])
+        pairs.append({"id": pid, "prompt": p.text, **files})
+        key[pid] = {"adapter": a, "left": left, "right": right, "prompt_id": p.id, "type": p.type, "seed": s}
+    for name, src in (("study.html", STATIC), ("study.js", STATIC), ("study.css", STATIC),
+                      ("sitekit.js", REVIEW_STATIC), ("style.css", REVIEW_STATIC)):
+        shutil.copyfile(src / name, site / ("index.html" if name == "study.html" else name))
+    data = {"version": 1, "title": f"{prompts.name}, {len(pairs)} pairs", "site_id": site_id, "pairs": pairs}
+    (site / "data" / "study.js").write_text(f"window.SURD_STUDY = {_js(data)};\n", encoding="utf-8")
+    write_json_atomic(site / "site.json", {"format": SITE_FORMAT, "version": 1, "site_id": site_id,
+                                           "keys": [p["id"] for p in pairs]})
+    key_path = Path(eval_dir) / KEY_NAME
+    write_json_atomic(key_path, {"format": KEY_FORMAT, "version": 1, "site_id": site_id, "site": str(site.resolve()),
+                                 "pairs": key})
+    return {"pairs": len(pairs), "site": site, "key": key_path}
+
+
+def parse_answers(doc: Any, source: str, site_id: str, keys: set[str], problems: list[str]) -> tuple[str, dict]:
+    """(rater, {pair id: choice}) of one answer document; appends 'source: problem' lines to *problems*."""
+    if not isinstance(doc, dict) or doc.get("format") != ANSWERS_FORMAT or doc.get("version") != 1:
+        problems.append(f"{source}: not a surd study answer file (format {ANSWERS_FORMAT}, version 1)")
+        return "", {}
+    if doc.get("site_id") != site_id:
+        problems.append(f"{source}: answers a different study (site {doc.get('site_id')!r}, expected {site_id!r})")
+        return "", {}
+    rater = doc.get("rater")
+    if not isinstance(rater, str) or not _RATER.match(rater):
+        problems.append(f"{source}: rater must be a name of letters, digits, space, '.', '_' or '-', got {rater!r}")
+        return "", {}
+    answers = doc.get("answers")
+    if not isinstance(answers, dict):
+        problems.append(f"{source}: answers must map pair id → {{choice}}")
+        return rater, {}
+    out = {}
+    for pid, a in answers.items():
+        choice = a.get("choice") if isinstance(a, dict) else None
+        if pid not in keys:
+            problems.append(f"{source}: pair {pid!r} is not in this study")
+        elif choice not in CHOICES:
+            problems.append(f"{source}: pair {pid!r}: choice must be left, right or skip, got {choice!r}")
+        else:
+            out[pid] = choice
+    return rater, out
+
+
+class StudyState(SiteState):
+    """A served study (the review server with its access checks, this answer store): one answers file per rater.
+
+    ``GET /api/decisions`` gives every rater's answers (the page picks its rater's), ``POST`` one rater's whole
+    answer document, ``GET /api/status`` how many pairs each rater answered.
+    """
+
+    def __init__(self, site_dir: str | os.PathLike, cfg: ServeConfig):
+        super().__init__(site_dir, cfg)
+        site = self.root / "site.json"
+        if not site.exists():
+            raise FileNotFoundError(f"{self.root} is not a study site (no site.json): make one with "
+                                    f"`surd eval study export EVAL_DIR`")
+        info = json.loads(site.read_text(encoding="utf-8"))
+        if info.get("format") != SITE_FORMAT:
+            raise ValueError(f"{self.root} is not a study site (site.json format {info.get('format')!r}); a review "
+                             f"site is served by `surd review serve`")
+        self.site_id, self.keys = info["site_id"], set(info["keys"])
+        self.lock = threading.Lock()
+
+    def _raters(self) -> dict[str, dict[str, Any]]:
+        with self.lock:
+            docs = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((self.root / "answers").glob("*.json"))]
+        return {d["rater"]: d for d in docs}
+
+    def document(self, since: int = 0) -> dict[str, Any]:
+        return {"format": SERVER_FORMAT, "version": 1, "site_id": self.site_id, "raters": self._raters()}
+
+    def status(self) -> dict[str, Any]:
+        raters = [{"name": r, "answered": len(d.get("answers") or {})} for r, d in sorted(self._raters().items())]
+        return {"n": len(self.keys), "raters": raters}
+
+    def write(self, payload: Any) -> dict[str, Any]:
+        problems: list[str] = []
+        rater, answers = parse_answers(payload, "request", self.site_id, self.keys, problems)
+        if problems:
+            raise DecisionError(problems)
+        (self.root / "answers").mkdir(exist_ok=True)
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", rater) + "-" + _hash(rater)[:6] + ".json"
+        with self.lock:
+            write_json_atomic(self.root / "answers" / name, payload)
+        return {"saved": len(answers)}
+
+
+def _answer_files(paths: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        out.extend(sorted((p / "answers").glob("*.json")) if p.is_dir() else [p])
+    return out
+
+
+def import_answers(eval_dir: str | os.PathLike, paths: list[str | os.PathLike]) -> dict[str, Any]:
+    """Validate every answer file (or served study folder), then write the preference results and refresh the
+    report; nothing is written if any file is wrong."""
+    key_path = Path(eval_dir) / KEY_NAME
+    if not key_path.exists():
+        raise FileNotFoundError(f"{eval_dir} has no {KEY_NAME}: export the study from this folder first")
+    key = json.loads(key_path.read_text(encoding="utf-8"))
+    problems: list[str] = []
+    by_rater: dict[str, dict[str, str]] = {}
+    files = _answer_files([Path(p) for p in paths])
+    if not files:
+        problems.append("no answer files given (and no answers/ in the given study folders)")
+    for f in files:
+        try:
+            doc = json.loads(Path(f).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            problems.append(f"{f}: cannot read JSON ({e})")
+            continue
+        rater, answers = parse_answers(doc, str(f), key["site_id"], set(key["pairs"]), problems)
+        if rater in by_rater:
+            problems.append(f"{f}: rater {rater!r} appears in more than one file; keep one file per rater")
+        by_rater[rater] = answers
+    if problems:
+        raise DecisionError(problems)
+    results = tally(key["pairs"], by_rater, preference)
+    results["files"] = [str(f) for f in files]
+    write_json_atomic(Path(eval_dir) / STUDY_RESULTS_NAME, results)
+    ecfg = load_config(eval_dir)
+    write_outputs(ecfg, load_prompt_set(ecfg.prompts))
+    return results
+
+
+def tally(pairs: dict[str, dict[str, Any]], by_rater: dict[str, dict[str, str]], test: Any) -> dict[str, Any]:
+    """Votes per adapter (adapter chosen = win, baseline chosen = loss, skip = neither), overall and per type."""
+    counts: dict[str, dict[str, list[int]]] = {}
+    answers = 0
+    for answers_of in by_rater.values():
+        for pid, choice in answers_of.items():
+            if choice == "skip":
+                continue
+            info = pairs[pid]
+            won = info[choice] != BASELINE
+            for group in ("all", info["type"]):
+                wl = counts.setdefault(info["adapter"], {}).setdefault(group, [0, 0])
+                wl[0 if won else 1] += 1
+            answers += 1
+    adapters = {a: {**test(*groups["all"]), "by_type": {t: test(*wl) for t, wl in groups.items() if t != "all"}}
+                for a, groups in counts.items()}
+    return {"raters": len(by_rater), "answers": answers, "adapters": adapters}
