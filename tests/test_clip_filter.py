@@ -206,7 +206,7 @@ def test_paper_pipeline_names_the_papers_models() -> None:
 
     steps = {s.stage: s for s in load_pipeline(REPO / "pipelines/paper.yaml").steps}
     assert [s.stage for s in sorted(steps.values(), key=lambda s: s.index)] == [
-        "ingest", "caption", "clip_filter", "review", "embed", "train_adapter"]
+        "ingest", "caption", "clip_filter", "review", "embed", "train_adapter", "eval"]
     cap = build_config(get_stage("caption"), steps["caption"].config)
     assert (cap.model, cap.prompt, cap.num_beams, cap.min_length, cap.max_length) == (
         "Salesforce/blip-image-captioning-base", "a picture of ", 3, 10, 30)

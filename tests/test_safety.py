@@ -324,10 +324,10 @@ def test_paper_sfw_pipeline_is_the_paper_pipeline_with_dedup_and_safety() -> Non
     paper = load_pipeline(REPO / "pipelines/paper.yaml").steps
     sfw = load_pipeline(REPO / "pipelines/paper_sfw.yaml").steps
     assert [s.stage for s in sfw] == ["ingest", "dedup", "caption", "clip_filter", "safety", "review", "embed",
-                                      "train_adapter"]
+                                      "train_adapter", "eval"]
     same = {s.stage: s.config for s in paper}
     for step in sfw:
-        if step.stage in ("ingest", "caption", "embed", "train_adapter"):
+        if step.stage in ("ingest", "caption", "embed", "train_adapter", "eval"):
             assert step.config == same[step.stage], step.stage
     steps = {s.stage: s.config for s in sfw}
     assert build_config(get_stage("dedup"), steps["dedup"]).max_distance == 8
