@@ -117,7 +117,7 @@ def _fresh_http_clients():
 @pytest.fixture
 def server():
     """The fault-injection server (Civitai, Lexica and an image host) on 127.0.0.1."""
-    from .fault_server import FaultServer
+    from tests.fault_server import FaultServer
 
     with FaultServer() as srv:
         yield srv

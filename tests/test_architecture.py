@@ -14,9 +14,9 @@ import sys
 from functools import cache
 from pathlib import Path
 
-import pytest
+from tests.conftest import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 PKG = ROOT / "surd"
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [  # top first
@@ -187,17 +187,85 @@ def test_function_level_imports_are_only_for_heavy_optional_dependencies():
     assert not bad, "function-level imports:\n  " + "\n  ".join(bad)
 
 
-@pytest.mark.parametrize("registry", ["surd.stages:STAGES", "surd.sources:SOURCES", "surd.executors:EXECUTORS",
-                                      "surd.pipeline:JOBS", "surd.fetch:FETCHERS"])
-def test_registries_share_one_helper_and_name_real_code(registry):
-    import importlib
+# Tests mirror the package: tests/<pkg>/test_<module>[_<aspect>].py tests surd/<pkg>/<module>.py (or the package
+# itself for test_<pkg>.py). A module with logic and no test module of its own names the one that exercises it.
+TEST_HELPERS = {"conftest", "fault_server", "s3_server", "hf_datasets", "stages_testing", "__init__"}
+NOT_A_MODULE = {  # tests of what is not a surd module: the package shape, the repo's scripts, data and benchmarks
+    "test_architecture": "the package's import graph", "test_setup": "scripts/setup.sh and surd.sh",
+    "test_bench_gpu": "bench/gpu_stages.py", "test_sample_manifest": "manifests/sample and tools/sample_data",
+}
+COVERED_BY = {
+    "surd.adapter": "adapter/test_inference.py", "surd.adapter.checkpoint": "adapter/test_train.py",
+    "surd.adapter.config": "adapter/test_train.py", "surd.adapter.data": "adapter/test_train.py",
+    "surd.adapter.features": "adapter/test_train.py", "surd.adapter.io": "adapter/test_model.py",
+    "surd.adapter.remote": "test_storage_s3.py",
+    "surd.commands.adapter": "test_cli.py", "surd.commands.caption": "stages/test_caption.py",
+    "surd.commands.clip_filter": "stages/test_clip_filter.py",
+    "surd.commands.datasets": "test_cli.py", "surd.commands.dedup": "stages/test_dedup.py",
+    "surd.commands.embed": "stages/test_embed.py", "surd.commands.eval": "eval/test_run.py",
+    "surd.commands.export": "export/test_imagefolder.py", "surd.commands.ingest": "stages/test_ingest_web.py",
+    "surd.commands.review": "review/test_review.py", "surd.commands.run": "test_cli.py",
+    "surd.commands.safety": "stages/test_safety.py",
+    "surd.dedup.decide": "stages/test_dedup.py", "surd.dedup.index": "stages/test_dedup.py",
+    "surd.embed.cache": "stages/test_embed.py", "surd.embed.core": "stages/test_embed.py",
+    "surd.embed.export": "stages/test_embed.py",
+    "surd.eval.answers": "eval/test_prompts.py", "surd.eval.compare": "eval/test_run.py",
+    "surd.eval.config": "eval/test_run.py", "surd.eval.generate": "eval/test_run.py",
+    "surd.eval.report": "eval/test_run.py", "surd.eval.results": "eval/test_run.py",
+    "surd.eval.score": "eval/test_run.py",
+    "surd.executors.local": "test_runner.py",
+    "surd.fetch": "fetch/test_local.py", "surd.fetch.archive": "sources/test_diffusiondb.py",
+    "surd.fetch.probe": "sources/test_web_state.py", "surd.fetch.remote": "test_storage_s3.py",
+    "surd.fetch.result": "fetch/test_local.py",
+    "surd.models.nsfw": "stages/test_safety.py", "surd.models.nudenet": "stages/test_safety.py",
+    "surd.models.sd": "adapter/test_inference.py",
+    "surd.models.vqa": "eval/test_quality.py",
+    "surd.review.access": "review/test_server_team.py", "surd.review.agreement": "review/test_server_team.py",
+    "surd.review.journal": "review/test_server_team.py", "surd.review.progress": "review/test_server_team.py",
+    "surd.review.decisions": "review/test_review.py", "surd.review.export": "review/test_review.py",
+    "surd.review.labelstudio": "review/test_review.py",
+    "surd.review.records": "review/test_review.py", "surd.review.site": "review/test_server_team.py",
+    "surd.sources": "stages/test_contract.py", "surd.sources.manifest": "stages/test_ingest.py",
+    "surd.sources.tables": "stages/test_ingest.py", "surd.sources.rows": "sources/test_plan.py",
+    "surd.sources.sdonline_html": "sources/test_sdonline.py",
+    "surd.stages": "stages/test_contract.py", "surd.stages.review": "review/test_review.py",
+}
 
-    from surd.registry import Registry
 
-    module, _, attr = registry.partition(":")
-    reg = getattr(importlib.import_module(module), attr)
-    assert isinstance(reg, Registry)
-    for name in reg.names():
-        assert reg.load(name) is not None
-    with pytest.raises(KeyError, match="valid"):
-        reg.load("no-such-thing")
+def _tested_module(test: Path) -> str | None:
+    """The surd module a test file is named after: tests/fetch/test_http_x.py → surd.fetch.http."""
+    rel = test.relative_to(ROOT / "tests")
+    pkg = ["surd", *rel.parent.parts]
+    words = rel.stem[len("test_"):].split("_")
+    for n in range(len(words), 0, -1):
+        name = "_".join(words[:n])
+        for candidate in (".".join([*pkg, name]), ".".join(pkg) if name == pkg[-1] else None):
+            if candidate in modules():
+                return candidate
+    return None
+
+
+def test_test_modules_mirror_the_package():
+    strays = []
+    for test in sorted((ROOT / "tests").rglob("test_*.py")):
+        if test.stem not in NOT_A_MODULE and _tested_module(test) is None:
+            strays.append(str(test.relative_to(ROOT)))
+    assert not strays, f"test modules named after no surd module (tests/<pkg>/test_<module>.py): {strays}"
+
+
+def test_every_module_with_logic_has_a_test_module():
+    own = {_tested_module(t) for t in (ROOT / "tests").rglob("test_*.py")}
+    missing = []
+    for name, tree in modules().items():
+        if not any(isinstance(n, (ast.FunctionDef, ast.ClassDef)) for n in tree.body) or name in own:
+            continue
+        where = COVERED_BY.get(name)
+        # The covering test must name the module, or one of its functions/classes (commands: the command name).
+        words = {name.rsplit(".", 1)[-1]} | {n.name.removesuffix("_cmd") for n in tree.body
+                                              if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name[0] != "_"}
+        text = (ROOT / "tests" / where).read_text() if where and (ROOT / "tests" / where).is_file() else ""
+        if not any(re.search(rf"\b{re.escape(w)}\b", text) for w in words):
+            missing.append(f"{name} (covered by: {where})")
+    assert not missing, "modules with logic and no test module (add one, or name it in COVERED_BY):\n  " + \
+        "\n  ".join(missing)
+    assert not set(COVERED_BY) & own, f"COVERED_BY names modules that have their own tests: {set(COVERED_BY) & own}"

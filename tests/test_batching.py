@@ -11,8 +11,7 @@ from PIL import Image
 
 from surd.batching import BackoffState, BatchPlan, Done, decode_rgb, infer_with_backoff, is_oom, map_batched
 from surd.sample import Rejected, reject
-
-from .conftest import jpeg_bytes
+from tests.conftest import jpeg_bytes
 
 
 def _samples(n: int) -> list[dict]:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
+
 pytest.importorskip("torch")
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "gpu_stages.py"
+BENCH = REPO / "bench" / "gpu_stages.py"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
 
 

@@ -11,8 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from surd.cli import app
-
-from .conftest import REPO, jpeg_bytes
+from tests.conftest import REPO, jpeg_bytes
 
 runner = CliRunner()
 

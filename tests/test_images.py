@@ -9,8 +9,7 @@ import pytest
 from PIL import Image
 
 from surd.images import ImageConfig, ImageRejected, process_image
-
-from .conftest import bomb_png, jpeg_bytes, odd_mode_images, png_bytes
+from tests.conftest import bomb_png, jpeg_bytes, odd_mode_images, png_bytes
 
 
 def _decode(data: bytes) -> Image.Image:

@@ -15,8 +15,7 @@ import pytest
 from surd import shards
 from surd.runner import ConfigMismatch, run_stage
 from surd.stages import STAGES
-
-from .conftest import REPO, jpeg_bytes
+from tests.conftest import REPO, jpeg_bytes
 
 
 def _manifest(tmp_path: Path, n: int, w: int = 320, h: int = 240) -> Path:

@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "manifests" / "sample"
+from tests.conftest import REPO
+
+SAMPLE_DIR = REPO / "manifests" / "sample"
 MANIFEST = SAMPLE_DIR / "manifest.jsonl"
-GENERATOR = Path(__file__).resolve().parent.parent / "tools" / "sample_data" / "make_sample.py"
+GENERATOR = REPO / "tools" / "sample_data" / "make_sample.py"
 KEYS = {"image", "complex_prompt", "negative_prompt", "source", "source_id", "license", "provenance"}
 LICENSES = {"CC0-1.0", "public-domain"}
 MAX_TOTAL_BYTES = 3 * 1024 * 1024

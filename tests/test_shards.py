@@ -10,10 +10,8 @@ import numpy as np
 import pytest
 
 from surd import shards
-from surd.files import clean_temp_files
 from surd.sample import Rejected, make_key
-
-from .conftest import jpeg_bytes
+from tests.conftest import jpeg_bytes
 
 
 def _samples(n: int = 5) -> list[dict]:
@@ -100,11 +98,6 @@ def test_drop_samples_moves_keys_to_rejects_idempotently(tmp_path):
     assert first == again and first["kept"] == 3 and first["rejected"] == {"duplicate_image": 1}
     assert (tmp_path / "00000.tar").read_bytes() == tar_once
     assert samples[1]["__key__"] not in {s["__key__"] for s in shards.read_shard(tmp_path / "00000.tar")}
-
-
-def test_temp_files_are_cleaned(tmp_path):
-    (tmp_path / ".00000.tar.abc.tmp").write_bytes(b"partial")
-    assert clean_temp_files(tmp_path) == 1 and not list(tmp_path.iterdir())
 
 
 def test_invalid_key_rejected(tmp_path):

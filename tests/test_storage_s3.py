@@ -23,9 +23,8 @@ import yaml
 from surd import files, shards, storage
 from surd.pipeline import run_pipeline
 from surd.runner import run_stage
-
-from .conftest import REPO, jpeg_bytes
-from .s3_server import S3Server, output_digests
+from tests.conftest import REPO, jpeg_bytes
+from tests.s3_server import S3Server, output_digests
 
 pytestmark = pytest.mark.s3
 

@@ -1,0 +1,54 @@
+"""URL lists (img2dataset's input format): column detection, explicit columns, bad lines kept apart."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from surd.sources import urls
+
+HTTP = {"timeout": 1.0, "retries": 1, "backoff_base": 0.01, "backoff_max": 0.02, "rate_limit": 0,
+        "allowed_networks": ["127.0.0.0/8"]}  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl", "parquet"])
+def test_url_lists_img2dataset_columns(tmp_path, fmt):
+    recs = [{"URL": "https://example.com/a.jpg", "TEXT": "a red fox", "similarity": "0.3"},
+            {"URL": "https://example.com/b.jpg", "TEXT": "", "similarity": "0.4"},
+            {"URL": "", "TEXT": "no url", "similarity": "0.1"}]  # fmt: skip
+    path = tmp_path / f"list.{fmt}"
+    if fmt == "parquet":
+        pq.write_table(pa.Table.from_pylist(recs), path)
+    elif fmt == "jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in recs) + "[1, 2]\n")
+    else:
+        sep = "," if fmt == "csv" else "\t"
+        path.write_text("\n".join([sep.join(recs[0])] + [sep.join(r.values()) for r in recs]) + "\n")
+    rows = list(urls.list_rows(urls.Config(path=str(path))))
+    assert rows[0]["image"] == "https://example.com/a.jpg" and rows[0]["complex_prompt"] == "a red fox"
+    assert rows[0]["source_id"] == "https://example.com/a.jpg" and rows[0]["extra"] == {"similarity": "0.3"}
+    assert [r["error"] for r in rows[:3]] == [None, "missing_prompt", "missing_url"]
+    if fmt == "jsonl":
+        assert rows[3]["error"] == "bad_row"
+
+
+def test_url_list_explicit_columns_and_errors(tmp_path):
+    path = tmp_path / "l.csv"
+    path.write_text("id,link2,words\n7,https://e.com/x.png,hello\n")
+    with pytest.raises(ValueError, match="--url-col"):
+        list(urls.list_rows(urls.Config(path=str(path))))
+    rows = list(urls.list_rows(urls.Config(path=str(path), url_col="link2", caption_col="words", id_col="id")))
+    assert rows[0]["source_id"] == "7" and rows[0]["image"] == "https://e.com/x.png"
+    with pytest.raises(FileNotFoundError):
+        urls.Config(path=str(tmp_path / "nope.csv"))
+
+
+def test_url_list_with_a_non_utf8_line_keeps_the_rest(tmp_path):
+    path = tmp_path / "l.csv"
+    path.write_bytes(b"url,caption\nhttps://e.com/a.jpg,a fox\nhttps://e.com/b.jpg,caf\xe9\nhttps://e.com/c.jpg,a cat\n")
+    rows = list(urls.list_rows(urls.Config(path=str(path))))
+    assert [r["complex_prompt"] for r in rows if not r["error"]] == ["a fox", "a cat"]
+    assert [r["error"] for r in rows if r["error"]] == ["bad_encoding"]
