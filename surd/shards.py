@@ -126,9 +126,23 @@ def read_shard(path: str | os.PathLike) -> Iterator[Sample]:
                 if current is not None:
                     yield current
                 current = {"__key__": key}
-            current[ext] = json.loads(data) if ext == "json" else data
+            current[ext] = _member_value(ext, data)
     if current is not None:
         yield current
+
+
+def _member_value(ext: str, data: bytes) -> Any:
+    return json.loads(data) if ext == "json" else data
+
+
+def sample_from_members(key: str, members: list[tuple[str, bytes]]) -> Sample:
+    """The sample `read_shard` would read back from these tar members (`ShardWriter.write` returns them): ``json``
+    decoded, every other member as its bytes. A fused pass hands it to the next stage instead of a tar."""
+    sample: Sample = {"__key__": key}
+    for name, data in members:
+        ext = name.partition(".")[2]
+        sample[ext] = _member_value(ext, data)
+    return sample
 
 
 def count_samples(path: str | os.PathLike) -> int:
