@@ -2,7 +2,9 @@
 
 Generates N JPEGs of 512–2048 px (≈100–800 KB), serves them from a local HTTP server in its own process, and runs
 both tools on the same list: webdataset output, 512² center crop, JPEG quality 95, the same processes and threads,
-the same shard size, no retries. img2dataset runs from its own venv (bench/setup_img2dataset.sh) via subprocess.
+the same shard size, no retries, OMP_NUM_THREADS=1, both from bytecode. img2dataset runs from its own venv
+(bench/setup_img2dataset.sh) via subprocess. Each round prints the load average: on a shared machine, compare
+figures taken at a similar load.
 
     python bench/ingest_vs_img2dataset.py            # 1,000 images
     python bench/ingest_vs_img2dataset.py --quick    # 1,000 images, one round (≈1 minute)
@@ -81,6 +83,20 @@ def count_tar_images(folder: Path) -> int:
     return n
 
 
+# Both tools run with this: numpy's OpenBLAS threads spin at start-up (~0.1 s of CPU per process), and neither tool
+# does BLAS or OpenMP work (img2dataset's OpenCV keeps its own threads).
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def compile_bytecode() -> None:
+    """Run surd from bytecode, as img2dataset runs from its venv's: a checkout (or PYTHONDONTWRITEBYTECODE, set
+    here) has no .pyc files, and compiling surd's ~100 modules from source in every process would be counted as
+    surd's time (~0.2 s of CPU per process)."""
+    import compileall
+
+    compileall.compile_dir(str(ROOT / "surd"), quiet=1)
+
+
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -94,7 +110,7 @@ def run_img2dataset(url_list: Path, out: Path, procs: int, threads: int, shard: 
             "--number_sample_per_shard", str(shard), "--retries", "0", "--timeout", "20",
             "--distributor", "multiprocessing", "--enable_wandb", "False"]  # fmt: skip
     t0 = time.perf_counter()
-    subprocess.run(args, check=True, capture_output=True, env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"})
+    subprocess.run(args, check=True, capture_output=True, env={**ENV, "NO_ALBUMENTATIONS_UPDATE": "1"})
     return time.perf_counter() - t0
 
 
@@ -114,7 +130,7 @@ def run_surd(url_list: Path, out: Path, procs: int, threads: int, shard: int) ->
             "--quality", "95", "--shard-size", str(shard), "--download-retries", "0", "--timeout", "20",
             "--rate-limit", "0", "--allow-private-addresses", *surd_resample_args()]  # fmt: skip
     t0 = time.perf_counter()
-    subprocess.run(args, check=True, capture_output=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    subprocess.run(args, check=True, capture_output=True, cwd=ROOT, env=ENV)
     return time.perf_counter() - t0
 
 
@@ -130,6 +146,7 @@ def main() -> None:
     if not I2D_PYTHON.exists():
         sys.exit(f"img2dataset venv not found at {I2D_PYTHON}: run bash bench/setup_img2dataset.sh first")
     rounds = 1 if args.quick else args.rounds
+    compile_bytecode()
     paths = generate(args.cache, args.n)
     mb = sum(p.stat().st_size for p in paths) / 1e6
     print(f"surd resize filter: {' '.join(surd_resample_args()) or 'lanczos (no resample option in this version)'}")
@@ -155,7 +172,7 @@ def main() -> None:
                     assert n_ok == len(paths), f"{name} wrote {n_ok} of {len(paths)} images"
                     best[name] = min(best[name], seconds)
                     print(f"round {r + 1} {name:<12} {seconds:6.1f} s  {n_ok / seconds:7.1f} images/s  "
-                          f"CPU {cpu / n_ok * 1000:5.1f} ms/image")
+                          f"CPU {cpu / n_ok * 1000:5.1f} ms/image  load average {os.getloadavg()[0]:.2f}")
     finally:
         server.terminate()
     rates = {k: len(paths) / v for k, v in best.items()}

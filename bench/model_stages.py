@@ -10,8 +10,17 @@ the best of ``--repeats`` runs is kept.
     python bench/model_stages.py            # N=256 CLIP, N=64 BLIP on CPU (1 decode thread, torch on the rest)
     python bench/model_stages.py --quick    # under ~2 minutes on 2 cores
     python bench/model_stages.py --device cuda --n-clip 2048 --clip-batch 256   # also prints images/s
+    python bench/model_stages.py --fused-only  # only the fused vs unfused comparison below
 
-The last line is ``ratio caption=<r> clip_filter=<r>``.
+Fused vs unfused (issue 16): the sample pipeline's model stages (caption -> clip_filter -> safety -> embed, the
+longest group `surd run` fuses) run on the output of its ingest + dedup, once stage after stage (`run_stage`, as
+``surd run --no-fuse``) and once fused (`run_chain`, as ``surd run``), interleaved, in this process, one worker.
+It prints image decodes per image (counted by `surd.batching.decode_rgb`), wall and CPU seconds of each (decoding
+runs in a thread beside the model, so on a machine with a spare core the decode saved shows in CPU more than wall), checks that
+both wrote the same shard bytes, and ends with ``fused decodes/image unfused=<d> fused=<d> wall unfused/fused=<r>``.
+The sample's models are `tiny` (random, small), so decoding is a larger share of the time than with the paper's.
+
+Without --fused-only the last line is ``ratio caption=<r> clip_filter=<r> fused=<unfused/fused wall>``.
 """
 
 from __future__ import annotations
@@ -20,7 +29,9 @@ import argparse
 import copy
 import io
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -136,6 +147,64 @@ def blip_plan(args: argparse.Namespace) -> Any:
     return caption.batch_plan(cfg, cap)
 
 
+def _assert_same_shards(a: Path, b: Path, dirnames: list[str]) -> None:
+    """Every tar and sidecar of each stage folder is the same bytes in both runs (stats differ in ``seconds``)."""
+    for name in dirnames:
+        files = sorted(p.name for p in (a / name).iterdir() if p.name.endswith((".tar", ".parquet")))
+        assert files and files == sorted(p.name for p in (b / name).iterdir() if p.name.endswith((".tar", ".parquet")))
+        for f in files:
+            assert (a / name / f).read_bytes() == (b / name / f).read_bytes(), f"{name}/{f} differs"
+
+
+def fused_vs_unfused(pipeline: Path, repeats: int) -> tuple[float, float, float]:
+    """(decodes/image unfused, decodes/image fused, wall unfused / wall fused) for the pipeline's longest fused
+    group, run on the output of the steps before it."""
+    from surd.batching import decode_count
+    from surd.pipeline import fused_groups, load_pipeline, run_pipeline
+    from surd.runner import run_chain, run_stage, total_stats
+
+    pipe = load_pipeline(pipeline)
+    group = max(fused_groups(pipe), key=len)
+    before = pipe.steps[pipe.steps.index(group[0]) - 1]
+    with tempfile.TemporaryDirectory(prefix="surd-fused-") as tmp:
+        root = Path(tmp)
+        run_pipeline(pipeline, root / "prefix", until=before.stage, progress=False, workers=1)
+        input_dir = root / "prefix" / pipe.name / before.dirname
+        n = total_stats(input_dir)["kept"]
+
+        def unfused(out: Path) -> None:
+            previous = input_dir
+            for s in group:
+                res = run_stage(s.stage, s.config, out / s.dirname, previous, workers=1, progress=False)
+                assert res.ok, res.failed
+                previous = out / s.dirname
+
+        def fused(out: Path) -> None:
+            results = run_chain([(s.stage, s.config, out / s.dirname) for s in group], input_dir, workers=1,
+                                progress=False)
+            assert all(r.ok for r in results), [r.failed for r in results]
+
+        best = {"unfused": (float("inf"), 0, 0.0), "fused": (float("inf"), 0, 0.0)}
+        for i in range(repeats + 1):  # the first round loads the models (cached per process): not counted
+            for name, fn in (("unfused", unfused), ("fused", fused)):
+                out = root / f"{name}{i}"
+                d0, t0, c0 = decode_count(), time.perf_counter(), time.process_time()
+                fn(out)
+                wall, cpu, decodes = time.perf_counter() - t0, time.process_time() - c0, decode_count() - d0
+                if i:
+                    best[name] = min(best[name], (wall, decodes, cpu))
+                if i and name == "fused":
+                    _assert_same_shards(root / f"unfused{i}", out, [s.dirname for s in group])
+                    shutil.rmtree(root / f"unfused{i}")
+                    shutil.rmtree(out)
+    (uw, ud, uc), (fw, fd, fc) = best["unfused"], best["fused"]
+    print(f"fused: {' -> '.join(s.stage for s in group)} on {n} images of {pipeline.name} (after "
+          f"{before.stage}), best of {repeats}: unfused {uw:.2f}s wall, {uc:.2f}s CPU, {ud / n:.2f} decodes/image; "
+          f"fused {fw:.2f}s wall, {fc:.2f}s CPU, {fd / n:.2f} decodes/image; every shard and sidecar byte-identical; "
+          f"CPU unfused/fused {uc / fc:.3f}")
+    return ud / n, fd / n, uw / fw
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer samples")
@@ -149,6 +218,9 @@ def main() -> None:
                     help="torch intra-op threads; 0 = the cores left after the decode threads")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="auto")
+    ap.add_argument("--fused-only", action="store_true", help="only the fused vs unfused comparison")
+    ap.add_argument("--pipeline", type=Path, default=Path(__file__).resolve().parents[1] / "pipelines" / "sample.yaml",
+                    help="pipeline file for the fused vs unfused comparison")
     args = ap.parse_args()
     if args.quick:
         args.n_clip, args.n_blip, args.repeats = 64, 24, 3
@@ -159,6 +231,10 @@ def main() -> None:
     torch.set_num_threads(args.torch_threads or max(1, (os.cpu_count() or 2) - args.threads))
     sync = torch.cuda.synchronize if resolve_device(args.device).type == "cuda" else (lambda: None)
     print(f"device={args.device} torch threads={torch.get_num_threads()} decode threads={args.threads}")
+    if args.fused_only:
+        ud, fd, r = fused_vs_unfused(args.pipeline, args.repeats)
+        print(f"fused decodes/image unfused={ud:.2f} fused={fd:.2f} wall unfused/fused={r:.3f}")
+        return
     ratios = {}
     for name, make, n in (("clip_filter", clip_plan, args.n_clip), ("caption", blip_plan, args.n_blip)):
         samples = make_samples(n, seed=1)
@@ -167,7 +243,8 @@ def main() -> None:
         print(f"{name}: {n} samples, stage {wall:.2f}s ({n / wall:.1f} images/s), model only {forward:.2f}s "
               f"({n / forward:.1f} images/s); CPU seconds stage {wall_cpu:.2f} / model {forward_cpu:.2f} = "
               f"{wall_cpu / forward_cpu:.3f}; wall ratio {ratios[name]:.3f}")
-    print(f"ratio caption={ratios['caption']:.3f} clip_filter={ratios['clip_filter']:.3f}")
+    ud, fd, fused_ratio = fused_vs_unfused(args.pipeline, args.repeats)
+    print(f"ratio caption={ratios['caption']:.3f} clip_filter={ratios['clip_filter']:.3f} fused={fused_ratio:.3f}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,18 +27,56 @@ DECODE_ERROR = "decode_error"
 IMAGE_MEMBERS = ("jpg", "jpeg", "png", "webp")
 
 
-def decode_rgb(sample: Sample) -> Any:
-    """The sample's image member decoded to an RGB PIL image; raises if it is missing or not an image."""
+DECODED = "__decoded__"  # a sample's slot for its decoded image while a fused pass carries it between stages
 
+
+@dataclass
+class DecodedImage:
+    """A sample's decoded image, kept for the later stages of a fused pass (see `surd.task.process_chain`).
+
+    ``data`` is the image member it was decoded from (compared by identity: a stage that replaces the member's
+    bytes gets them decoded anew); ``used`` tells the pass whether the stage it just ran used the image.
+    """
+
+    data: bytes | None = None
+    image: Any = None
+    used: bool = False
+
+
+_decodes = [0]
+_decodes_lock = threading.Lock()
+
+
+def decode_count() -> int:
+    """How many images `decode_rgb` has decoded in this process (a cached image handed out again is no decode)."""
+    return _decodes[0]
+
+
+def decode_rgb(sample: Sample) -> Any:
+    """The sample's image member decoded to an RGB PIL image; raises if it is missing or not an image.
+
+    A sample in a fused pass carries a `DecodedImage` under ``DECODED``: the first stage that decodes the image
+    fills it, the next ones get a copy of the same pixels instead of decoding again (a copy, so that no stage sees
+    another's in-place edits)."""
     for ext in IMAGE_MEMBERS:
         data = sample.get(ext)
         if data:
+            slot = sample.get(DECODED)
+            if isinstance(slot, DecodedImage) and slot.data is data:
+                slot.used = True
+                return slot.image.copy()
             try:
                 img = Image.open(io.BytesIO(data))
             except Image.UnidentifiedImageError:  # its message holds a memory address: outputs must be reproducible
                 raise ValueError(f"the {ext} member is not an image Pillow can read ({len(data)} bytes)") from None
             with img:
-                return img.convert("RGB")
+                rgb = img.convert("RGB")
+            with _decodes_lock:
+                _decodes[0] += 1
+            if isinstance(slot, DecodedImage):
+                slot.data, slot.image, slot.used = data, rgb, True
+                return rgb.copy()
+            return rgb
     raise ValueError(f"no image member ({', '.join(IMAGE_MEMBERS)}) in sample {sample.get('__key__')}")
 
 

@@ -18,7 +18,7 @@ from surd.files import clean_temp_files, write_json_atomic
 from surd.sample import Rejected, Sample
 from surd.stages import build_config, canonical, config_to_dict, get_stage
 from surd.stages.contract import FinalizingStage, SourceStage
-from surd.task import ShardTask
+from surd.task import Chain, Link, ShardTask, failed_stage
 
 FINALIZED = "_finalized.json"  # the finalize pass ran after the last shard was written
 
@@ -80,13 +80,9 @@ def run_stage(stage: str, cfg: Any, output_dir: str | Path, input_dir: str | Pat
     module = get_stage(stage)
     if isinstance(cfg, dict):
         cfg = build_config(module, cfg)
-    out = storage.normalize(output_dir)
-    storage.makedirs(out)
-    clean_temp_files(out)
-    _check_config(out, {"stage": canonical(stage), "config": config_to_dict(cfg),
-                        "input": storage.resolve(input_dir) if input_dir else None, "surd_version": surd.__version__})
+    out = _open_output(stage, cfg, output_dir, input_dir)
     tasks = plan_tasks(module, cfg, out, input_dir)
-    result = RunResult(output_dir=out if storage.is_remote(out) else Path(out))
+    result = RunResult(output_dir=_shown(out))
     done = set(shards.list_done(out))  # one listing, not one request per shard
     pending = []
     for t in tasks:
@@ -110,6 +106,20 @@ def run_stage(stage: str, cfg: Any, output_dir: str | Path, input_dir: str | Pat
     return result
 
 
+def _open_output(stage: str, cfg: Any, output_dir: str | Path, input_dir: str | Path | None) -> str:
+    """The stage's output directory, created, cleaned of temp files, and holding this run's `_config.json`."""
+    out = storage.normalize(output_dir)
+    storage.makedirs(out)
+    clean_temp_files(out)
+    _check_config(out, {"stage": canonical(stage), "config": config_to_dict(cfg),
+                        "input": storage.resolve(input_dir) if input_dir else None, "surd_version": surd.__version__})
+    return out
+
+
+def _shown(out: str) -> str | Path:
+    return out if storage.is_remote(out) else Path(out)
+
+
 def _progress_bar(total: int, desc: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, unit="sample", dynamic_ncols=True, disable=not enabled, smoothing=0.1)
 
@@ -131,6 +141,99 @@ def _write_failures(out: str, failed: dict[str, str]) -> None:
         write_json_atomic(path, failed)
     else:
         storage.remove(path)
+
+
+def fusable(stages: list[str]) -> str | None:
+    """Why these consecutive stages cannot run fused, or None when they can: every one reads the previous one's
+    shards (no source stage), and only the last may have a global pass (its `finalize` runs after the chain)."""
+    modules = [get_stage(s) for s in stages]
+    for name, module in zip(stages, modules):
+        if isinstance(module, SourceStage):
+            return f"{name} lists its own rows (a source stage): it runs on its own"
+    for name, module in zip(stages[:-1], modules[:-1]):
+        if isinstance(module, FinalizingStage):
+            return f"{name} has a global pass over all its shards (finalize) that must run before the next stage reads"
+    return None
+
+
+def run_chain(steps: list[tuple[str, Any, str | Path]], input_dir: str | Path | None, *, workers: int | None = 1,
+              executor: str = "local", retries: int = 2, progress: bool = True, address: str | None = None,
+              resources: dict[str, float] | None = None) -> list[RunResult]:
+    """Run consecutive stages fused: each shard goes through all of them in one pass (`surd.task.process_chain`),
+    each image decoded once and each model loaded once per worker, while every stage still writes its own output
+    directory, byte for byte what `run_stage` one stage after the other writes (stats but their ``seconds``).
+
+    `steps` are (stage, config, output directory); stage i+1 reads stage i's output, the first reads `input_dir`.
+    Shards some stages already finished are skipped for those stages (a resumed run goes on where it stopped); a
+    shard that fails is committed by none of the stages of its pass. Returns one `RunResult` per step.
+
+    Example:
+        run_chain([("caption", {"model": "tiny"}, "runs/x/02_caption"),
+                   ("clip_filter", {"model": "tiny"}, "runs/x/03_clip_filter")], "runs/x/01_dedup")
+    """
+    why = fusable([s for s, _, _ in steps])
+    if why is not None:
+        raise ValueError(f"cannot fuse {' + '.join(s for s, _, _ in steps)}: {why}")
+    modules = [get_stage(s) for s, _, _ in steps]
+    links, previous = [], input_dir
+    for (stage, cfg, out_dir), module in zip(steps, modules):
+        cfg = build_config(module, cfg) if isinstance(cfg, dict) else cfg
+        links.append(Link(canonical(stage), cfg, _open_output(stage, cfg, out_dir, previous)))
+        previous = links[-1].output_dir
+    tasks = plan_tasks(modules[0], links[0].cfg, links[0].output_dir, input_dir)
+    done_before = [set(shards.list_done(link.output_dir)) for link in links]
+    results = [RunResult(output_dir=_shown(link.output_dir)) for link in links]
+    passes: dict[tuple[int, int], list[ShardTask]] = {}  # (first, last) stage of a pass → its shards
+    for task in tasks:
+        done = [task.stem in d for d in done_before]
+        for i, is_done in enumerate(done):
+            if is_done:
+                results[i].skipped.append(task.stem)
+        for a, b in _undone_runs(done):
+            passes.setdefault((a, b), []).append(task if a == 0 else _read_task(links[a - 1].output_dir, task.stem))
+    failures: dict[str, tuple[int, int, str]] = {}
+    for (a, b), pending in sorted(passes.items()):
+        sub = Chain(tuple(links[a : b + 1]))
+        name, cfg, out = (sub.name, sub, links[b].output_dir) if b > a else (links[a].stage, links[a].cfg, links[a].output_dir)
+        runner = get_executor(executor, workers=workers, address=address, resources=resources,
+                              uses_gpu=any(m.USES_GPU for m in modules[a : b + 1]))
+        bar = _progress_bar(sum(t.n_in for t in pending), name, progress)
+        for task, _stats, error in runner.run(name, cfg, out, pending, retries, bar.update):
+            if error is not None:
+                failures[task.stem] = (a, b, error)
+            bar.set_postfix(failed=len(failures), refresh=False)
+        bar.close()
+    for link, before, result in zip(links, done_before, results):
+        result.done = sorted(set(shards.list_done(link.output_dir)) - before)
+    for stem, (a, b, error) in failures.items():
+        at = next((i for i in range(a, b + 1) if links[i].stage == failed_stage(error)), a)
+        for i in range(a, at):
+            results[i].failed[stem] = f"not committed: {links[at].stage} failed on this shard in the same fused pass"
+        results[at].failed[stem] = error
+    if not failures and isinstance(modules[-1], FinalizingStage):
+        _finalize(modules[-1], links[-1].cfg, links[-1].output_dir, written=bool(results[-1].done))
+    for link, result in zip(links, results):
+        _write_failures(link.output_dir, result.failed)
+        result.stats = total_stats(link.output_dir)
+    return results
+
+
+def _undone_runs(done: list[bool]) -> list[tuple[int, int]]:
+    """The (first, last) index of each run of consecutive False in `done`."""
+    runs, start = [], None
+    for i, d in enumerate([*done, True]):
+        if not d and start is None:
+            start = i
+        elif d and start is not None:
+            runs.append((start, i - 1))
+            start = None
+    return runs
+
+
+def _read_task(dataset_dir: str, stem: str) -> ShardTask:
+    """A task reading a finished shard of `dataset_dir` (a pass that starts after the stages already done)."""
+    stats = json.loads(storage.read_bytes(storage.join(dataset_dir, stem + shards.STATS_SUFFIX)))
+    return ShardTask(stem, storage.join(dataset_dir, f"{stem}.tar"), int(stats["kept"]))
 
 
 def total_stats(dataset_dir: str | Path) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -125,9 +126,23 @@ def read_shard(path: str | os.PathLike) -> Iterator[Sample]:
                 if current is not None:
                     yield current
                 current = {"__key__": key}
-            current[ext] = json.loads(data) if ext == "json" else data
+            current[ext] = _member_value(ext, data)
     if current is not None:
         yield current
+
+
+def _member_value(ext: str, data: bytes) -> Any:
+    return json.loads(data) if ext == "json" else data
+
+
+def sample_from_members(key: str, members: list[tuple[str, bytes]]) -> Sample:
+    """The sample `read_shard` would read back from these tar members (`ShardWriter.write` returns them): ``json``
+    decoded, every other member as its bytes. A fused pass hands it to the next stage instead of a tar."""
+    sample: Sample = {"__key__": key}
+    for name, data in members:
+        ext = name.partition(".")[2]
+        sample[ext] = _member_value(ext, data)
+    return sample
 
 
 def count_samples(path: str | os.PathLike) -> int:
@@ -141,17 +156,34 @@ def count_samples(path: str | os.PathLike) -> int:
 # ---------------------------------------------------------------------------------------------- writer
 
 
-def _write_sidecar(dataset_dir: str, stem: str, rows: list[dict[str, Any]]) -> None:
-    """Every input key with status/reason/detail/meta, as a zstd parquet file (atomic)."""
+def string_array(values: list[str | bytes]) -> pa.Array:
+    """A utf-8 column (str, or bytes already utf-8) built from its buffers: the same array as
+    ``pa.array(values, pa.string())``, but ``pa.array`` on a list imports pandas (~0.7 s of CPU per process) to
+    check for pandas objects."""
+    data = [v if isinstance(v, bytes) else v.encode() for v in values]
+    offsets = np.zeros(len(data) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in data], out=offsets[1:])
+    if offsets[-1] > np.iinfo(np.int32).max:  # over 2 GiB: pyarrow chooses how to split it
+        return pa.array([b.decode() for b in data], type=pa.string())
+    return pa.StringArray.from_buffers(len(data), pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(data)))
 
-    def cell(r: dict[str, Any], c: str) -> str:
-        v = r[c]
-        return v if isinstance(v, str) else dumps_json(v).decode()
 
-    table = pa.table({c: pa.array([cell(r, c) for r in rows], type=pa.string()) for c in SIDECAR_COLUMNS})
+def _write_columns(dataset_dir: str, stem: str, columns: dict[str, list[str | bytes]]) -> None:
+    """The sidecar from its columns (SIDECAR_COLUMNS, one value per input key), as a zstd parquet file (atomic)."""
+    table = pa.table({c: string_array(columns[c]) for c in SIDECAR_COLUMNS})
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")
     write_bytes_atomic(storage.join(dataset_dir, f"{stem}{SIDECAR_SUFFIX}"), buf.getvalue())
+
+
+def _write_sidecar(dataset_dir: str, stem: str, rows: list[dict[str, Any]]) -> None:
+    """Every input key with status/reason/detail/meta (a dict, or its json), as a zstd parquet file (atomic)."""
+
+    def cell(r: dict[str, Any], c: str) -> str | bytes:
+        v = r[c]
+        return v if isinstance(v, (str, bytes)) else dumps_json(v)
+
+    _write_columns(dataset_dir, stem, {c: [cell(r, c) for r in rows] for c in SIDECAR_COLUMNS})
 
 
 class ShardWriter:
@@ -169,38 +201,46 @@ class ShardWriter:
         fd, self._tmp_tar = temp_for(storage.join(self.dir, f"{stem}.tar"))
         self._fileobj = os.fdopen(fd, "wb")
         self._tar = tarfile.open(fileobj=self._fileobj, mode="w", format=tarfile.GNU_FORMAT)
-        self._rows: list[dict[str, str]] = []
+        self._columns: dict[str, list[str | bytes]] = {c: [] for c in SIDECAR_COLUMNS}  # the sidecar, by column
         self._seen: set[str] = set()
         self.rejected: Counter[str] = Counter()
         self.kept = 0
         self._committed = False
 
-    def _row(self, key: str, status: str, reason: str, detail: str, meta: dict) -> None:
-        self._rows.append({"key": key, "status": status, "reason": reason, "detail": detail, "meta": dumps_json(meta).decode()})
+    def _row(self, key: str, status: str, reason: str, detail: str, meta: bytes) -> None:
+        for column, value in zip(self._columns.values(), (key, status, reason, detail, meta)):
+            column.append(value)
 
-    def write(self, sample: Sample) -> None:
-        """Add a kept sample."""
+    def write(self, sample: Sample) -> list[tuple[str, bytes]]:
+        """Add a kept sample; returns its tar members (name, bytes), as `read_shard` will read them back."""
         key = sample["__key__"]
         if key in self._seen:
             raise ValueError(f"duplicate key {key!r} in shard {self.stem}: a stage must reject duplicates, not emit them")
         self._seen.add(key)
-        for name, data in sample_members(sample):
+        members = sample_members(sample)
+        for name, data in members:
             self._tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
-        meta = sample.get("json") if isinstance(sample.get("json"), dict) else {}
-        self._row(key, "kept", "", "", meta)
+        meta = next((data for name, data in members if name == f"{key}.json"), None)
+        # The json member is dumps_json(sample["json"]) already: the sidecar's meta reuses it (one encoding).
+        self._row(key, "kept", "", "", meta if isinstance(sample.get("json"), dict) and meta is not None else b"{}")
         self.kept += 1
+        return members
 
     def reject(self, rej: Rejected) -> None:
         """Record a rejected input: counted under its reason, kept inspectable in the sidecar."""
-        self._row(rej.key, "rejected", rej.reason, rej.detail, rej.meta)
+        self._row(rej.key, "rejected", rej.reason, rej.detail, dumps_json(rej.meta))
         self.rejected[rej.reason] += 1
 
-    def add(self, item: Sample | Rejected) -> None:
-        self.reject(item) if isinstance(item, Rejected) else self.write(item)
+    def add(self, item: Sample | Rejected) -> list[tuple[str, bytes]] | None:
+        """Add a kept sample (returns its members, see `write`) or a `Rejected` (returns None)."""
+        if isinstance(item, Rejected):
+            self.reject(item)
+            return None
+        return self.write(item)
 
     @property
     def n_in(self) -> int:
-        return len(self._rows)
+        return len(self._columns["key"])
 
     def commit(self, extra_stats: dict[str, Any] | None = None) -> dict[str, Any]:
         """Publish tar, then sidecar, then the stats marker (last, atomically). Returns the stats."""
@@ -210,7 +250,7 @@ class ShardWriter:
         self._fileobj.close()
         publish(self._tmp_tar, storage.join(self.dir, f"{self.stem}.tar"))
 
-        _write_sidecar(self.dir, self.stem, self._rows)
+        _write_columns(self.dir, self.stem, self._columns)
 
         stats = {"in": self.n_in, "kept": self.kept, "rejected": dict(sorted(self.rejected.items()))}
         stats.update(extra_stats or {})
@@ -311,7 +351,11 @@ def read_config(dataset_dir: str | os.PathLike) -> dict[str, Any] | None:
 
 
 def _read_parquet(path: str) -> pa.Table:
-    return pq.read_table(io.BytesIO(storage.read_bytes(path))) if storage.is_remote(path) else pq.read_table(path)
+    # ParquetFile, not pq.read_table: read_table goes through pyarrow.dataset, whose import (with pandas) costs
+    # ~1 s of CPU in every process that reads a sidecar.
+    source = io.BytesIO(storage.read_bytes(path)) if storage.is_remote(path) else path
+    with pq.ParquetFile(source) as f:
+        return f.read()
 
 
 def drop_samples(dataset_dir: str | os.PathLike, stem: str, drops: dict[str, tuple[str, str]]) -> dict[str, Any]:
