@@ -17,8 +17,7 @@ from surd.batching import DECODED, DecodedImage, decode_count, decode_rgb
 from surd.pipeline import fused_groups, load_pipeline, run_pipeline
 from surd.runner import run_chain, run_stage
 from surd.stages import STAGES
-
-from .conftest import REPO, jpeg_bytes
+from tests.conftest import REPO, jpeg_bytes
 
 SAMPLE = REPO / "pipelines" / "sample.yaml"
 
