@@ -11,11 +11,12 @@ the best of ``--repeats`` runs is kept.
     python bench/model_stages.py --quick    # under ~2 minutes on 2 cores
     python bench/model_stages.py --device cuda --n-clip 2048 --clip-batch 256   # also prints images/s
     python bench/model_stages.py --fused-only  # only the fused vs unfused comparison below
+    python bench/model_stages.py --fused-only --fused-images 192 --repeats 3   # on 192 photo-like 512² JPEGs
 
 Fused vs unfused (issue 16): the sample pipeline's model stages (caption -> clip_filter -> safety -> embed, the
 longest group `surd run` fuses) run on the output of its ingest + dedup, once stage after stage (`run_stage`, as
 ``surd run --no-fuse``) and once fused (`run_chain`, as ``surd run``), interleaved, in this process, one worker.
-It prints image decodes per image (counted by `surd.batching.decode_rgb`), wall and CPU seconds of each (decoding
+It prints image decodes per image (counted by `surd.batching.decode_rgb`), median wall and CPU seconds of each (decoding
 runs in a thread beside the model, so on a machine with a spare core the decode saved shows in CPU more than wall), checks that
 both wrote the same shard bytes, and ends with ``fused decodes/image unfused=<d> fused=<d> wall unfused/fused=<r>``.
 The sample's models are `tiny` (random, small), so decoding is a larger share of the time than with the paper's.
@@ -156,9 +157,13 @@ def _assert_same_shards(a: Path, b: Path, dirnames: list[str]) -> None:
             assert (a / name / f).read_bytes() == (b / name / f).read_bytes(), f"{name}/{f} differs"
 
 
-def fused_vs_unfused(pipeline: Path, repeats: int) -> tuple[float, float, float]:
-    """(decodes/image unfused, decodes/image fused, wall unfused / wall fused) for the pipeline's longest fused
-    group, run on the output of the steps before it."""
+def fused_vs_unfused(pipeline: Path, repeats: int, n_images: int = 0) -> tuple[float, float, float]:
+    """(decodes/image unfused, decodes/image fused, median wall unfused / median wall fused) for the pipeline's
+    longest fused group, run on the output of the steps before it; with `n_images`, on that many generated 512²
+    JPEGs (ingested from a manifest) instead, as the pipeline's own sample is small."""
+    import json
+    import statistics
+
     from surd.batching import decode_count
     from surd.pipeline import fused_groups, load_pipeline, run_pipeline
     from surd.runner import run_chain, run_stage, total_stats
@@ -168,8 +173,18 @@ def fused_vs_unfused(pipeline: Path, repeats: int) -> tuple[float, float, float]
     before = pipe.steps[pipe.steps.index(group[0]) - 1]
     with tempfile.TemporaryDirectory(prefix="surd-fused-") as tmp:
         root = Path(tmp)
-        run_pipeline(pipeline, root / "prefix", until=before.stage, progress=False, workers=1)
-        input_dir = root / "prefix" / pipe.name / before.dirname
+        if n_images:
+            rows = []
+            for s in make_samples(n_images, seed=2):
+                (root / f"{s['__key__']}.jpg").write_bytes(s["jpg"])
+                rows.append(json.dumps({"image": f"{s['__key__']}.jpg", "complex_prompt": s["json"]["complex_prompt"]}))
+            (root / "manifest.jsonl").write_text("\n".join(rows))
+            input_dir, what = root / "ingested", f"{n_images} generated 512x512 JPEGs"
+            run_stage("ingest", {"source": "manifest", "path": str(root / "manifest.jsonl"), "size": 512,
+                                 "shard_size": 64}, input_dir, progress=False)
+        else:
+            run_pipeline(pipeline, root / "prefix", until=before.stage, progress=False, workers=1)
+            input_dir, what = root / "prefix" / pipe.name / before.dirname, f"{pipeline.name} (after {before.stage})"
         n = total_stats(input_dir)["kept"]
 
         def unfused(out: Path) -> None:
@@ -184,7 +199,7 @@ def fused_vs_unfused(pipeline: Path, repeats: int) -> tuple[float, float, float]
                                 progress=False)
             assert all(r.ok for r in results), [r.failed for r in results]
 
-        best = {"unfused": (float("inf"), 0, 0.0), "fused": (float("inf"), 0, 0.0)}
+        runs: dict[str, list[tuple[float, float, int]]] = {"unfused": [], "fused": []}
         for i in range(repeats + 1):  # the first round loads the models (cached per process): not counted
             for name, fn in (("unfused", unfused), ("fused", fused)):
                 out = root / f"{name}{i}"
@@ -192,16 +207,16 @@ def fused_vs_unfused(pipeline: Path, repeats: int) -> tuple[float, float, float]
                 fn(out)
                 wall, cpu, decodes = time.perf_counter() - t0, time.process_time() - c0, decode_count() - d0
                 if i:
-                    best[name] = min(best[name], (wall, decodes, cpu))
+                    runs[name].append((wall, cpu, decodes))
                 if i and name == "fused":
                     _assert_same_shards(root / f"unfused{i}", out, [s.dirname for s in group])
                     shutil.rmtree(root / f"unfused{i}")
                     shutil.rmtree(out)
-    (uw, ud, uc), (fw, fd, fc) = best["unfused"], best["fused"]
-    print(f"fused: {' -> '.join(s.stage for s in group)} on {n} images of {pipeline.name} (after "
-          f"{before.stage}), best of {repeats}: unfused {uw:.2f}s wall, {uc:.2f}s CPU, {ud / n:.2f} decodes/image; "
-          f"fused {fw:.2f}s wall, {fc:.2f}s CPU, {fd / n:.2f} decodes/image; every shard and sidecar byte-identical; "
-          f"CPU unfused/fused {uc / fc:.3f}")
+    (uw, uc, ud), (fw, fc, fd) = ([statistics.median(r[k] for r in runs[name]) for k in range(3)]
+                                  for name in ("unfused", "fused"))
+    print(f"fused: {' -> '.join(s.stage for s in group)} on {n} images of {what}, median of {repeats}: unfused "
+          f"{uw:.2f}s wall, {uc:.2f}s CPU, {ud / n:.2f} decodes/image; fused {fw:.2f}s wall, {fc:.2f}s CPU, "
+          f"{fd / n:.2f} decodes/image; every shard and sidecar byte-identical; CPU unfused/fused {uc / fc:.3f}")
     return ud / n, fd / n, uw / fw
 
 
@@ -219,6 +234,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="auto")
     ap.add_argument("--fused-only", action="store_true", help="only the fused vs unfused comparison")
+    ap.add_argument("--fused-images", type=int, default=0,
+                    help="fused vs unfused on this many generated 512x512 JPEGs instead of the pipeline's sample")
     ap.add_argument("--pipeline", type=Path, default=Path(__file__).resolve().parents[1] / "pipelines" / "sample.yaml",
                     help="pipeline file for the fused vs unfused comparison")
     args = ap.parse_args()
@@ -232,7 +249,7 @@ def main() -> None:
     sync = torch.cuda.synchronize if resolve_device(args.device).type == "cuda" else (lambda: None)
     print(f"device={args.device} torch threads={torch.get_num_threads()} decode threads={args.threads}")
     if args.fused_only:
-        ud, fd, r = fused_vs_unfused(args.pipeline, args.repeats)
+        ud, fd, r = fused_vs_unfused(args.pipeline, args.repeats, args.fused_images)
         print(f"fused decodes/image unfused={ud:.2f} fused={fd:.2f} wall unfused/fused={r:.3f}")
         return
     ratios = {}
@@ -243,7 +260,7 @@ def main() -> None:
         print(f"{name}: {n} samples, stage {wall:.2f}s ({n / wall:.1f} images/s), model only {forward:.2f}s "
               f"({n / forward:.1f} images/s); CPU seconds stage {wall_cpu:.2f} / model {forward_cpu:.2f} = "
               f"{wall_cpu / forward_cpu:.3f}; wall ratio {ratios[name]:.3f}")
-    ud, fd, fused_ratio = fused_vs_unfused(args.pipeline, args.repeats)
+    ud, fd, fused_ratio = fused_vs_unfused(args.pipeline, args.repeats, args.fused_images)
     print(f"ratio caption={ratios['caption']:.3f} clip_filter={ratios['clip_filter']:.3f} fused={fused_ratio:.3f}")
 
 
