@@ -138,3 +138,22 @@ def connections(monkeypatch):
     monkeypatch.setattr(urllib3.util.connection, "create_connection", recording)
     yield seen
     assert all(host == "127.0.0.1" for host in seen), seen
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    """An S3-compatible server (moto) on 127.0.0.1 for one test module; its `env` points boto/s3fs at it."""
+    from tests.s3_server import S3Server
+
+    with S3Server(tmp_path_factory.mktemp("moto")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def bucket(s3):
+    """A bucket on that server holding the bundled sample under manifests/sample; its s3:// URL."""
+    from surd import storage
+
+    url = s3.make_bucket("surd-test")
+    storage.upload_tree(REPO / "manifests" / "sample", url + "/manifests/sample")
+    return url

@@ -22,6 +22,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+# Download settings for tests against this server: short timeouts and backoff, no rate limit, loopback allowed.
+FAST_HTTP = {"timeout": 1.0, "retries": 1, "backoff_base": 0.01, "backoff_max": 0.02, "rate_limit": 0,
+             "allowed_networks": ["127.0.0.0/8"]}  # fmt: skip
+
 
 def make_jpeg(width: int = 64, height: int = 48, seed: int = 0, quality: int = 90) -> bytes:
     """A small valid JPEG whose pixels depend on *seed* (distinct seeds → distinct sha256)."""

@@ -24,22 +24,9 @@ from surd import files, shards, storage
 from surd.pipeline import run_pipeline
 from surd.runner import run_stage
 from tests.conftest import REPO, jpeg_bytes
-from tests.s3_server import S3Server, output_digests
+from tests.s3_server import output_digests
 
 pytestmark = pytest.mark.s3
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    with S3Server(tmp_path_factory.mktemp("moto")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def bucket(s3):
-    url = s3.make_bucket("surd-test")
-    storage.upload_tree(REPO / "manifests" / "sample", url + "/manifests/sample")
-    return url
 
 
 SAMPLE_STAGES = [s["stage"] for s in yaml.safe_load((REPO / "pipelines" / "sample.yaml").read_text())["stages"]]

@@ -22,14 +22,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from surd import shards, storage
+from surd import shards
 from surd.executors import get_executor
 from surd.executors.ray import workers_that_fit
 from surd.pipeline import run_pipeline
 from surd.runner import plan_tasks, run_stage
 from surd.stages import build_config, get_stage
 from tests.conftest import REPO
-from tests.s3_server import S3Server, free_port, output_digests
+from tests.s3_server import free_port, output_digests
 
 ray = pytest.importorskip("ray")
 pytestmark = [pytest.mark.ray, pytest.mark.s3]
@@ -86,19 +86,6 @@ def _start(args: list[str], env: dict[str, str]) -> None:
                           env=env, capture_output=True, text=True, timeout=180)
     if proc.returncode != 0:
         pytest.fail(f"ray start failed: {proc.stderr[-2000:]}")
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    with S3Server(tmp_path_factory.mktemp("moto")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def bucket(s3):
-    url = s3.make_bucket("surd-cluster")
-    storage.upload_tree(REPO / "manifests" / "sample", url + "/manifests/sample")
-    return url
 
 
 @pytest.fixture(scope="module")

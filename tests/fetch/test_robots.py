@@ -15,11 +15,10 @@ from surd.fetch.robots import RobotsCache, product_token, robots_url
 from surd.runner import run_stage, total_stats
 from surd.sources import civitai
 from tests.conftest import REPO
-from tests.fault_server import Route, make_jpeg
+from tests.fault_server import FAST_HTTP, Route, make_jpeg
 
 FIXTURES = REPO / "tests" / "fixtures" / "robots"
-HTTP = {"timeout": 1.0, "retries": 1, "backoff_base": 0.01, "backoff_max": 0.02, "rate_limit": 0,
-        "allowed_networks": ["127.0.0.0/8"]}  # fmt: skip
+HTTP = FAST_HTTP
 UA = "surd/0.1.0 (+https://github.com/surd-dev/surd)"
 
 

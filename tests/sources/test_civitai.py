@@ -5,16 +5,9 @@ from __future__ import annotations
 import pytest
 
 from surd.sources import civitai
-from tests.fault_server import FaultServer
+from tests.fault_server import FAST_HTTP, FaultServer
 
-HTTP = {"timeout": 1.0, "retries": 1, "backoff_base": 0.01, "backoff_max": 0.02, "rate_limit": 0,
-        "allowed_networks": ["127.0.0.0/8"]}  # fmt: skip
-
-
-@pytest.fixture
-def server():
-    with FaultServer() as srv:
-        yield srv
+HTTP = FAST_HTTP
 
 
 def civitai_item(i: int, srv: FaultServer, prompt: bool = True) -> dict:

@@ -10,11 +10,10 @@ import pytest
 from surd.runner import run_stage, total_stats
 from surd.sources import civitai
 from tests.conftest import REPO
-from tests.fault_server import FaultServer, Route, make_jpeg
+from tests.fault_server import FAST_HTTP, FaultServer, Route, make_jpeg
 
 FIXTURES = REPO / "tests" / "fixtures" / "civitai"
-HTTP = {"timeout": 1.0, "retries": 0, "backoff_base": 0.01, "backoff_max": 0.02, "rate_limit": 0,
-        "allowed_networks": ["127.0.0.0/8"]}  # fmt: skip
+HTTP = {**FAST_HTTP, "retries": 0}
 CDN = "https://image.civitai.com"
 
 # item id → (reject reason or None, complex prompt, nsfw level, browsing level)

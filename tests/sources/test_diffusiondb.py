@@ -6,20 +6,12 @@ import zipfile
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from surd.fetch import archive as zip_fetch
 from surd.sources import diffusiondb
-from tests.fault_server import FaultServer, Route, make_jpeg
+from tests.fault_server import FAST_HTTP, Route, make_jpeg
 
-HTTP = {"timeout": 1.0, "retries": 1, "backoff_base": 0.01, "backoff_max": 0.02, "rate_limit": 0,
-        "allowed_networks": ["127.0.0.0/8"]}  # fmt: skip
-
-
-@pytest.fixture
-def server():
-    with FaultServer() as srv:
-        yield srv
+HTTP = FAST_HTTP
 
 
 def make_diffusiondb(root, n_per_part=3, parts=(1, 2)):

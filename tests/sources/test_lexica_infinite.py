@@ -13,11 +13,10 @@ from surd.cli import app
 from surd.runner import total_stats
 from surd.sources import lexica, lexica_infinite
 from tests.conftest import REPO
-from tests.fault_server import FaultServer, Route, make_jpeg
+from tests.fault_server import FAST_HTTP, FaultServer, Route, make_jpeg
 
 FIXTURES = REPO / "tests" / "fixtures" / "lexica"
-HTTP = {"timeout": 1.0, "retries": 0, "backoff_base": 0.01, "backoff_max": 0.02, "rate_limit": 0,
-        "allowed_networks": ["127.0.0.0/8"]}  # fmt: skip
+HTTP = {**FAST_HTTP, "retries": 0}
 PAGE = 50  # Lexica's cursor counts prompts
 
 

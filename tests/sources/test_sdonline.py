@@ -13,11 +13,10 @@ from surd.runner import total_stats
 from surd.sources import sdonline
 from surd.sources.sdonline_html import clean_prompt, parse_detail, parse_listing
 from tests.conftest import REPO
-from tests.fault_server import FaultServer, Route, make_jpeg
+from tests.fault_server import FAST_HTTP, FaultServer, Route, make_jpeg
 
 FIXTURES = REPO / "tests" / "fixtures" / "sdonline"
-HTTP = {"timeout": 1.0, "retries": 0, "backoff_base": 0.01, "backoff_max": 0.02, "rate_limit": 0, "threads": 4,
-        "allowed_networks": ["127.0.0.0/8"]}  # fmt: skip
+HTTP = {**FAST_HTTP, "retries": 0, "threads": 4}
 SITE, CDN = "https://stablediffusionweb.com", "https://imgcdn.stablediffusionweb.com"
 DETAILS = {  # card id → fixture served as its detail page (None: the page is gone, 404)
     "20704909": "detail_20704909.html", "21046819": "detail_21046819.html",

@@ -9,9 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from surd.sources import urls
+from tests.fault_server import FAST_HTTP
 
-HTTP = {"timeout": 1.0, "retries": 1, "backoff_base": 0.01, "backoff_max": 0.02, "rate_limit": 0,
-        "allowed_networks": ["127.0.0.0/8"]}  # fmt: skip
+HTTP = FAST_HTTP
 
 
 @pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl", "parquet"])
