@@ -25,6 +25,7 @@ import json
 import os
 import signal
 import socket
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -98,7 +99,7 @@ class ServeConfig:
             raise ValueError(f"snapshot_every must be > 0 seconds, got {self.snapshot_every}")
 
 
-class SiteState:
+class SiteState(ABC):
     """What every served site has: its folder, who may use it (token, or loopback host names) and the rate limit.
 
     Subclasses hold the documents behind the API, called from the request threads: ``document(since)`` answers
@@ -113,17 +114,20 @@ class SiteState:
         self.loopback_names_only = not self.token and is_loopback(cfg.host)
         self.limiter = RateLimiter(cfg.rate, cfg.burst)
 
+    @abstractmethod
     def document(self, since: int = 0) -> dict[str, Any]:
-        raise NotImplementedError
+        """The decisions document (those changed after revision `since`)."""
 
+    @abstractmethod
     def status(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """Per-reviewer counts, rate and what is left."""
 
+    @abstractmethod
     def write(self, payload: Any) -> dict[str, Any]:
-        raise NotImplementedError
+        """Apply a posted document; the reply."""
 
-    def close(self) -> None:
-        pass
+    def close(self) -> None:  # noqa: B027 (optional hook: a site with nothing to release keeps it)
+        """Runs once when the server closes."""
 
 
 class ReviewState(SiteState):
