@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -21,7 +22,7 @@ from surd.commands import (
     run,
     safety,
 )
-from surd.runner import ConfigMismatch
+from surd.commands.common import USER_ERRORS, user_error_message
 
 app = typer.Typer(
     help="Build SURD-style text-to-image datasets and train the SUR-adapter on them.\n\n"
@@ -49,7 +50,8 @@ def main() -> None:
     """Console entry point: bad arguments, missing inputs and unreachable hosts print one line and exit 2."""
     try:
         app()
-    except (ValueError, FileNotFoundError, KeyError, ConfigMismatch, ImportError, ConnectionError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
+    except USER_ERRORS as e:  # ConfigMismatch is a ValueError
+        if os.environ.get("SURD_DEBUG"):
+            raise
+        typer.secho(f"error: {user_error_message(e)}", fg=typer.colors.RED, err=True)
         sys.exit(2)

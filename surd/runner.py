@@ -15,12 +15,25 @@ import surd
 from surd import shards, storage
 from surd.executors import get_executor
 from surd.files import clean_temp_files, write_json_atomic
+from surd.options import config, option
 from surd.sample import Rejected, Sample
 from surd.stages import build_config, canonical, config_to_dict, get_stage
 from surd.stages.contract import FinalizingStage, SourceStage
 from surd.task import Chain, Link, ShardTask, failed_stage
 
 FINALIZED = "_finalized.json"  # the finalize pass ran after the last shard was written
+
+
+@config
+class RunSettings:
+    """Where and how a stage's shards run: the same options for every stage command and a pipeline file."""
+
+    workers: int | None = option(None, short="-w", ge=1, help="Worker processes (default: 1 = run in this process; "
+                                 "on Ray, as many as the cluster holds).")
+    retries: int = option(2, ge=0, help="Retries of a failed shard before it is reported as failed.")
+    executor: str | None = option(None, choices=("local", "ray"),
+                                  help="local (this machine, the default) or ray (a Ray cluster).")
+    address: str | None = option(None, help="Ray cluster address for --executor ray, e.g. auto.")
 
 
 @dataclass
