@@ -12,12 +12,12 @@ from surd.commands import (
     adapter,
     caption,
     clip_filter,
-    datasets,
     dedup,
     embed,
     eval,
     export,
     ingest,
+    inspect,
     review,
     run,
     safety,
@@ -33,7 +33,7 @@ app = typer.Typer(
 )
 
 # In the order `surd --help` lists them: the pipeline, its stages, then the tools around them.
-for module in (ingest, export, run, datasets, dedup, caption, clip_filter, safety, review, embed, adapter, eval):
+for module in (ingest, export, run, inspect, dedup, caption, clip_filter, safety, review, embed, adapter, eval):
     module.register(app)
 
 

@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import MISSING, dataclass
 from typing import Any, Union
 
+import typer
+
 _META = "surd"
 
 
@@ -242,8 +244,6 @@ def cli_params(cls: type, *, positional: Iterable[str] = (), skip: Iterable[str]
     ``--field-name`` (or the declared flag), its type, default and help; fields in `positional` become arguments.
     Fields without a default, and those in `required`, must be given. With `unset`, every option defaults to None
     (not given: another source, such as a pipeline file, decides) and the field's default is named in its help."""
-    import typer  # the CLI's dependency; the library never needs it
-
     out = []
     skip, positional, required = set(skip), set(positional), set(required)
     for f, opt, tp in declared_fields(cls):

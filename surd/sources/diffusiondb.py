@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -71,7 +72,7 @@ def _rows_table(cfg: Config) -> list[dict[str, Any]]:
         raise ValueError(f"{cfg.path} lacks DiffusionDB column(s) {missing}: is it DiffusionDB's metadata.parquet?")
     table = pq.read_table(local, columns=[c for c in COLUMNS if c in schema_names])
     if cfg.part_ids:
-        table = table.filter(pc.is_in(table["part_id"], value_set=__import__("pyarrow").array(cfg.part_ids)))
+        table = table.filter(pc.is_in(table["part_id"], value_set=pa.array(cfg.part_ids)))
     table = table.sort_by([("part_id", "ascending"), ("image_name", "ascending")])
     return table.to_pylist()
 

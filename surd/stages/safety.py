@@ -21,7 +21,7 @@ import numpy as np
 
 from surd.batching import BatchPlan, Done, decode_rgb, map_batched
 from surd.deps import require
-from surd.embed.export import vector_from_npy
+from surd.embed.prompt2vec import vector_from_npy
 from surd.models import DECODE_THREADS_HELP, DEVICE_HELP, DTYPE_HELP, DTYPES, TINY, parse_spec
 from surd.models.clip import DEFAULT_MODEL, DEFAULT_PRETRAINED, clip_labels, load_clip
 from surd.models.nsfw import load_head

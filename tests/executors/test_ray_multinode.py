@@ -27,8 +27,8 @@ from surd.executors import get_executor
 from surd.executors.ray import workers_that_fit
 from surd.pipeline import run_pipeline
 from surd.runner import plan_tasks, run_stage
-from surd.task import Chain
 from surd.stages import build_config, get_stage
+from surd.task import Chain
 from tests.conftest import REPO
 from tests.s3_server import free_port, output_digests
 
