@@ -55,3 +55,6 @@ def main() -> None:
             raise
         typer.secho(f"error: {user_error_message(e)}", fg=typer.colors.RED, err=True)
         sys.exit(2)
+    except KeyboardInterrupt:
+        typer.secho("interrupted: finished shards are kept; rerun the same command to resume", err=True)
+        sys.exit(130)

@@ -55,17 +55,17 @@ def option(default: Any = MISSING, *, help: str, choices: Iterable[Any] = (), ge
 def config(cls: type) -> type:
     """`dataclass(frozen=True)` whose construction first checks every field against its declaration."""
     own = cls.__dict__.get("__post_init__")
-    if not hasattr(cls, "__post_init__"):  # the generated __init__ calls __post_init__ only if the class has one
-        cls.__post_init__ = lambda self: None
-    cls = dataclass(frozen=True)(cls)
+    inherited = getattr(cls, "__post_init__", None) if own is None else None
+    if own is None and inherited is not None:
+        return dataclass(frozen=True)(cls)  # the base's __post_init__ checks every field, this class's too
 
     def __post_init__(self: Any) -> None:
         check(self)
         if own is not None:
             own(self)
 
-    cls.__post_init__ = __post_init__
-    return cls
+    cls.__post_init__ = __post_init__  # set before dataclass(): its __init__ calls it only if the class has one
+    return dataclass(frozen=True)(cls)
 
 
 def opt_of(f: dataclasses.Field) -> Opt | None:
@@ -262,7 +262,7 @@ def cli_params(cls: type, *, positional: Iterable[str] = (), skip: Iterable[str]
             info = typer.Argument(default, help=text, show_default=not must)
         else:
             decls = [flag_of(f, opt), *([opt.short] if opt.short else [])]
-            if tp is bool and "/" not in decls[0]:
+            if tp is bool and "/" not in decls[0] and not decls[0].startswith("--no-"):  # --no-x: a switch alone
                 decls = [f"{decls[0]}/--no-{decls[0][2:]}", *decls[1:]]
             info = typer.Option(default, *decls, help=text, show_default=not must and default not in ("", None, []))
         name = flag_of(f, opt).split("/")[0][2:].replace("-", "_")

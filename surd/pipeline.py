@@ -27,6 +27,10 @@ from surd.stages import STAGES, build_config, get_stage
 
 # Steps that are not shard → shard stages (training, evaluation): function(input_dir, output_dir, config) -> dict.
 JOBS = Registry("job", {"train_adapter": "surd.adapter.train:run_job", "eval": "surd.eval.evaluate:run_job"})
+# Each job's config class, checked for unknown keys before anything runs; the keys a job sets itself are left out.
+JOB_CONFIGS = Registry("job config", {"train_adapter": "surd.adapter.config:TrainConfig",
+                                      "eval": "surd.eval.config:EvalConfig"})
+JOB_SETS = {"train_adapter": ("data", "out"), "eval": ("out",)}
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ def _step(i: int, entry: Any, found: list[str], build: bool) -> Step | None:
     if stage not in STAGES and stage not in JOBS:
         found.append(f"{at}: unknown stage {entry['stage']!r}; valid: {valid}")
         return None
+    at = f"stages[{i}] ({stage})"
     extra = sorted(set(entry) - set(STEP_KEYS))
     if extra:
         found.append(f"{at}: unknown key(s) {', '.join(map(str, extra))}; allowed: {', '.join(STEP_KEYS)}")
@@ -107,6 +112,11 @@ def _step(i: int, entry: Any, found: list[str], build: bool) -> Step | None:
         found.extend(f"{at}: {p}" for p in problems(get_stage(stage).Config, config, construct=build))
     elif not isinstance(config, dict):
         found.append(f"{at}: config must be a mapping, got {config!r}")
+    else:
+        allowed = {f.name for f in dataclasses.fields(JOB_CONFIGS.load(stage))} - set(JOB_SETS[stage])
+        unknown = sorted(set(map(str, config)) - allowed)
+        if unknown:
+            found.append(f"{at}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(allowed))}")
     return Step(i, stage, dict(config) if isinstance(config, dict) else {}, workers, resources)
 
 

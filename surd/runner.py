@@ -97,7 +97,11 @@ def run_stage(stage: str, cfg: Any, output_dir: str | Path, input_dir: str | Pat
 def _open_output(stage: str, cfg: Any, output_dir: str | Path, input_dir: str | Path | None) -> str:
     """The stage's output directory, created, cleaned of temp files, and holding this run's `_config.json`."""
     out = storage.normalize(output_dir)
-    storage.makedirs(out)
+    try:
+        storage.makedirs(out)
+    except (NotADirectoryError, FileExistsError, PermissionError) as e:
+        raise ValueError(f"cannot create the output directory {out}: {e.strerror or e} (a file is in the way, or "
+                         "you may not write there); pass --out a folder you can write to") from None
     clean_temp_files(out)
     _check_config(out, {"stage": canonical(stage), "config": config_to_dict(cfg),
                         "input": storage.resolve(input_dir) if input_dir else None, "surd_version": surd.__version__})

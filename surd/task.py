@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import surd
 from surd import shards
@@ -104,8 +104,7 @@ class Failures:
 # ---------------------------------------------------------------------------------------------- fused stages
 
 
-@dataclass(frozen=True)
-class Link:
+class Link(NamedTuple):
     """One stage of a `Chain`: its registry name, config and output directory."""
 
     stage: str

@@ -96,6 +96,8 @@ def test_every_ingest_field_is_an_option_of_each_source_command(source):
         name = flag_of(f, opt).split("/")[0][2:].replace("-", "_")
         assert name in params, f"ingest {source}: {where}.{f.name} has no option"
         assert params[name].default == _cli_default(default_of(f)), f"ingest {source}: {where}.{f.name}"
+    for run_field, _, _ in declared_fields(RunSettings):  # --workers, --retries, --executor, --address
+        assert run_field.name in params, f"ingest {source}: no --{run_field.name}"
     if "path" in {f.name for f in dataclasses.fields(get_source(source).Config)}:
         assert params["path"].required and isinstance(params["path"], typer.core.TyperArgument)
 

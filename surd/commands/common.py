@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import os
+import tarfile
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +13,7 @@ import typer
 
 from surd.models import DEVICE_HELP, DTYPE_HELP
 from surd.options import Param, build, cli_params, make_command, values_from
+from surd.review.server import ServeConfig
 from surd.runner import RunResult, RunSettings, run_stage
 from surd.stages import build_config, get_stage
 
@@ -19,13 +22,12 @@ OUT = typer.Option(..., "--out", "-o", help="Output dataset directory (or URL); 
 DEVICE = typer.Option("auto", help=DEVICE_HELP)
 DTYPE = typer.Option("auto", help=DTYPE_HELP)
 RUN_PARAMS = cli_params(RunSettings)  # --workers, --retries, --executor, --address: every stage command's
-# The review server's address and access (`surd review serve`, `surd eval study serve`).
-HOST = typer.Option("127.0.0.1", help="Address to bind; anything but loopback needs a token (made for you).")
-TOKEN = typer.Option("", help="Token every user of the page must present (default: a random one beyond loopback).")
-NO_AUTH = typer.Option(False, "--no-auth", help="Serve beyond loopback without a token (trusted networks).")
+SERVE_PARAMS = cli_params(ServeConfig)  # --host, --port, --token, --no-auth, --rate: every served page's
 
 
-USER_ERRORS = (ValueError, FileNotFoundError, KeyError, ImportError, ConnectionError)  # bad input or environment
+# Bad input or environment: one line and exit 2, never a traceback (SURD_DEBUG=1 shows it). OSError covers a
+# missing file, a permission, a full disk, a path under a file; TarError a tar that is not one.
+USER_ERRORS = (ValueError, KeyError, ImportError, OSError, tarfile.TarError)
 
 
 def user_error_message(e: BaseException) -> str:
@@ -100,6 +102,24 @@ def guarded(body: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]]
             fail(user_error_message(e))
 
     return run
+
+
+def serve_command(site: Param, doc: str, start: Callable[[Any, ServeConfig], None], *,
+                  port: int | None = None) -> Callable[..., None]:
+    """A command serving a site with the review server's machinery: SITE plus the `ServeConfig` options (derived
+    from its fields; `port` replaces the default port). `start(site, cfg)` serves until stopped."""
+    params = [site, *(_with_default(p, port) if p.field == "port" and port is not None else p for p in SERVE_PARAMS)]
+
+    def body(given: dict[str, Any]) -> None:
+        start(given[site.name], build(ServeConfig, values_from(ServeConfig, SERVE_PARAMS, given), "serve options"))
+
+    return make_command(params, guarded(body), doc, f"serve_{site.name}")
+
+
+def _with_default(p: Param, default: Any) -> Param:
+    info = copy.copy(p.parameter.default)
+    info.default = default
+    return Param(p.name, p.field, p.parameter.replace(default=info))
 
 
 def run_settings(given: dict[str, Any]) -> RunSettings:

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import typer
 
-from surd.commands.common import DEVICE, DTYPE, HOST, NO_AUTH, TOKEN, fail
+from surd.commands.common import DEVICE, DTYPE, _param, fail, serve_command
 from surd.eval.compare import compare_runs, format_text
 from surd.eval.config import EvalConfig, MetricModels
 from surd.eval.evaluate import load_config, run_eval, write_outputs
 from surd.eval.prompts import load_prompt_set
 from surd.eval.study import StudyConfig, StudyState, export_study, import_answers
 from surd.review.records import DecisionError
-from surd.review.server import ServeConfig, serve
+from surd.review.server import serve
 
 eval_app = typer.Typer(
     help="Evaluate adapters against their base model: images with identical seeds, CLIP scores, VQA semantic "
@@ -120,20 +120,14 @@ def study_export_cmd(
                f"the side key is in {res['key']} (keep it out of the raters' hands)")
 
 
-@study_app.command("serve")
-def study_serve_cmd(
-    site: Path = typer.Argument(..., help="A study page written by `surd eval study export`."),
-    host: str = HOST,
-    port: int = typer.Option(8766, help="Port (0 = any free port)."),
-    token: str = TOKEN,
-    no_auth: bool = NO_AUTH,
-) -> None:
-    """Serve the study page (the review server: same access checks); each rater's answers go to SITE/answers/.
+STUDY_SERVE_DOC = """Serve the study page (the review server: same access checks); each rater's answers go to SITE/answers/.
 
-    Example: surd eval study serve eval-study/ --host 0.0.0.0 --port 8766
-    """
-    serve(site, ServeConfig(host=host, port=port, token=token, no_auth=no_auth), state_class=StudyState,
-          verb="running the study in")
+Example: surd eval study serve eval-study/ --host 0.0.0.0 --port 8766
+"""
+STUDY_SITE = _param("site", typer.Argument(..., help="A study page written by `surd eval study export`."), Path)
+study_app.command("serve")(serve_command(
+    STUDY_SITE, STUDY_SERVE_DOC, lambda site, cfg: serve(site, cfg, state_class=StudyState, verb="running the study in"),
+    port=8766))
 
 
 @study_app.command("import")

@@ -10,14 +10,14 @@ from typing import Any
 import typer
 
 from surd import storage
-from surd.commands.common import HOST, NO_AUTH, TOKEN, fail, run_and_report
+from surd.commands.common import _param, fail, run_and_report, serve_command
 from surd.review.agreement import CONFLICT_RULES, Agreement
 from surd.review.exporter import ExportConfig, export_review
 from surd.review.importer import ImportPlan, plan_import
 from surd.review.journal import JournalError, rebuild_snapshot
 from surd.review.progress import site_status, total_status
 from surd.review.records import DecisionError
-from surd.review.server import ServeConfig, serve
+from surd.review.server import serve
 from surd.review.site import site_dirs
 
 review_app = typer.Typer(
@@ -55,21 +55,13 @@ def export_cmd(
         typer.echo(f"  {hint}")
 
 
-@review_app.command("serve")
-def serve_cmd(
-    review_dir: Path = typer.Argument(..., help="A review site written by `surd review export` (one batch)."),
-    host: str = HOST,
-    port: int = typer.Option(8765, help="Port (0 = any free port)."),
-    token: str = TOKEN,
-    no_auth: bool = NO_AUTH,
-    rate: float = typer.Option(50.0, help="API requests per second per client address (bursts up to 10x)."),
-) -> None:
-    """Serve a review site to one reviewer or a team; every decision goes to REVIEW_DIR/decisions.jsonl first.
+SERVE_DOC = """Serve a review site to one reviewer or a team; every decision goes to REVIEW_DIR/decisions.jsonl first.
 
-    Example: surd review serve review/batch_00 --host 0.0.0.0 --port 8765
-    """
-    cfg = ServeConfig(host=host, port=port, token=token, no_auth=no_auth, rate=rate, burst=max(1, int(rate * 10)))
-    serve(review_dir, cfg)
+Example: surd review serve review/batch_00 --host 0.0.0.0 --port 8765
+"""
+REVIEW_DIR = _param("review_dir", typer.Argument(..., help="A review site written by `surd review export` (one batch)."),
+                    Path)
+review_app.command("serve")(serve_command(REVIEW_DIR, SERVE_DOC, serve))
 
 
 def _rate(x: float | None) -> str:

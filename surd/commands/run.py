@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from surd.commands.common import _param, guarded, report
-from surd.options import cli_params, make_command, values_from
+from surd.options import cli_params, make_command, problems, values_from
 from surd.pipeline import PipelineSettings, run_pipeline
 from surd.runner import RunResult
 
@@ -27,7 +27,10 @@ SETTINGS = cli_params(PipelineSettings, unset=True)  # not given: the file's val
 
 
 def _body(given: dict[str, Any]) -> None:
-    over = values_from(PipelineSettings, SETTINGS, given)
+    over = {k: v for k, v in values_from(PipelineSettings, SETTINGS, given).items() if v is not None}
+    found = problems(PipelineSettings, over)  # the same checks as the file's own values
+    if found:
+        raise ValueError("; ".join(found))
     for step, res in run_pipeline(given["pipeline"], over.get("runs_dir"), workers=over.get("workers"),
                                   executor=over.get("executor"), address=over.get("address"),
                                   retries=over.get("retries"), until=given["until"], fuse=over.get("fuse")):

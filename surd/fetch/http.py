@@ -17,9 +17,8 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urljoin, urlsplit
 
 import certifi
@@ -96,8 +95,7 @@ class DownloadConfig:
         AddressPolicy(self.allow_private, self.allowed_networks)  # validates the CIDRs
 
 
-@dataclass(frozen=True)
-class _Retry:
+class _Retry(NamedTuple):
     """A transient failure: retried with backoff, turned into FetchError(final reason) when retries run out."""
 
     reason: str

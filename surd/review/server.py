@@ -27,13 +27,13 @@ import signal
 import socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from surd.options import config, option
 from surd.review.access import (
     RateLimiter,
     cookie_name,
@@ -71,32 +71,29 @@ from surd.review.site import read_site
 MAX_CHANGES = 5000  # per request; the page sends a few hundred at most
 
 
-@dataclass(frozen=True)
+@config
 class ServeConfig:
-    """How a review site is served: address, access (token or explicitly none), and the bounds on requests."""
+    """How a review site (or the eval study page) is served: address, access (token or explicitly none), and the
+    bounds on requests. `surd review serve` and `surd eval study serve` take these fields as their options."""
 
-    host: str = "127.0.0.1"
-    port: int = 8765
-    token: str = ""  # "" = a random one when host is not loopback
-    no_auth: bool = False  # serve without a token even beyond loopback (a trusted network only)
-    rate: float = 50.0  # API requests per second per client address (a NAT may hide a team), on average ...
-    burst: int = 500  # ... with bursts up to this many
-    max_body: int = 1 << 20
-    snapshot_every: float = 2.0  # seconds between decisions.json snapshots while decisions arrive
+    host: str = option("127.0.0.1", help="Address to bind; anything but loopback needs a token (made for you).")
+    port: int = option(8765, help="Port (0 = any free port).", ge=0, le=65535)
+    token: str = option("", help="Token every user of the page must present (default: a random one beyond loopback).")
+    no_auth: bool = option(False, flag="--no-auth", help="Serve beyond loopback without a token (trusted networks).")
+    rate: float = option(50.0, gt=0, help="API requests per second per client address (a NAT may hide a team); "
+                         "bursts up to 10x.")
+    burst: int = option(0, ge=0, cli=False, help="Requests a client may send at once (0 = 10 x rate).")
+    max_body: int = option(1 << 20, ge=1024, cli=False, help="Largest request body in bytes.")
+    snapshot_every: float = option(2.0, gt=0, cli=False,
+                                   help="Seconds between decisions.json snapshots while decisions arrive.")
 
     def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ValueError(f"port must be 0..65535 (0 = any free port), got {self.port}")
+        if not self.burst:
+            object.__setattr__(self, "burst", max(1, int(self.rate * 10)))
         if self.token and self.no_auth:
             raise ValueError("--token and --no-auth contradict each other: give one")
         if self.token and (problem := token_problem(self.token)):
             raise ValueError(problem)
-        if self.rate <= 0 or self.burst < 1:
-            raise ValueError(f"rate must be > 0 requests/s and burst >= 1, got {self.rate} and {self.burst}")
-        if self.max_body < 1024:
-            raise ValueError(f"max_body must be at least 1024 bytes, got {self.max_body}")
-        if self.snapshot_every <= 0:
-            raise ValueError(f"snapshot_every must be > 0 seconds, got {self.snapshot_every}")
 
 
 class SiteState(ABC):

@@ -5,22 +5,21 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from surd import storage
 from surd.fetch import local_path, scheme_of
 from surd.options import config, option
 from surd.sources.rows import make_row
-from surd.sources.tables import BAD, check_table, read_records, text
+from surd.sources.tables import BAD, TableFile, read_records, text
 
 
 @config
-class Config:
-    """Which file to read and which columns hold what (override to match your manifest)."""
+class Config(TableFile):
+    """Which file to read (`TableFile`: path, format) and which columns hold what (override to match your
+    manifest)."""
 
-    path: str = option("", help='A .jsonl, .csv, .tsv or .parquet file, one row per sample.', cli=False)
-    format: str = option("auto", choices=("auto", "jsonl", "csv", "tsv", "parquet"),
-                        help='File format (auto = from the extension).')
+    WHAT: ClassVar[str] = "manifest"
     image_col: str = option("image", help='Column with the image path or file:// URL (relative to the manifest).')
     prompt_col: str = option("complex_prompt", help='Column with the complex (keyword) prompt.')
     negative_col: str = option("negative_prompt", help='Column with the negative prompt (optional).')
@@ -30,9 +29,6 @@ class Config:
     license_col: str = option("license", help="Column with each row's license (optional).")
     provenance_col: str = option("provenance", help="Column with each row's provenance (optional).")
     source_name: str = option("local", help='Source name when there is no source column.')
-
-    def __post_init__(self) -> None:
-        check_table(self.path, self.format, "manifest")
 
 
 def check_columns(cfg: Config, first: dict[str, Any]) -> None:

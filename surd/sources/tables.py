@@ -12,11 +12,12 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow.parquet as pq
 
 from surd import storage
+from surd.options import config, option
 
 FORMATS = ("auto", "jsonl", "csv", "tsv", "parquet")
 SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv",
@@ -32,6 +33,9 @@ def check_table(path: str, fmt: str, what: str) -> None:
     """Validate a table file argument; messages name the fix."""
     if not path:
         raise ValueError(f"no {what} given: pass the path of a .jsonl, .csv, .tsv or .parquet file")
+    if storage.isdir(path):
+        raise ValueError(f"{path} is a folder, not a {what} file: pass the .jsonl, .csv, .tsv or .parquet file (a "
+                         "folder of images with a metadata file is `surd ingest folder`)")
     if not storage.isfile(path):
         where = "check the URL and your credentials" if storage.is_remote(path) else f"relative to {os.getcwd()}"
         raise FileNotFoundError(f"{what} {path} not found: check the path ({where})")
@@ -39,6 +43,19 @@ def check_table(path: str, fmt: str, what: str) -> None:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if resolve_format(path, fmt) is None:
         raise ValueError(f"cannot tell the format of {path} from its suffix: pass format=jsonl|csv|tsv|parquet")
+
+
+@config
+class TableFile:
+    """A source read from one table file (a manifest, a URL list): the file and its format, checked on
+    construction. ``WHAT`` names the file in messages."""
+
+    WHAT: ClassVar[str] = "table"
+    path: str = option("", help="A .jsonl, .csv, .tsv or .parquet file, one row per sample.", cli=False)
+    format: str = option("auto", help="File format (auto = from the extension).", choices=FORMATS)
+
+    def __post_init__(self) -> None:
+        check_table(self.path, self.format, self.WHAT)
 
 
 def _bad(raw: bytes, reason: str, detail: str) -> dict[str, Any]:

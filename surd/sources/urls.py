@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 from surd.options import config, option
 from surd.sources.rows import make_row
-from surd.sources.tables import BAD, check_table, read_records, text
+from surd.sources.tables import BAD, TableFile, read_records, text
 
 URL_COLUMNS = ("url", "URL", "image_url", "img_url", "src", "link", "image")
 CAPTION_COLUMNS = ("caption", "TEXT", "text", "prompt", "complex_prompt", "Prompt")
@@ -22,20 +22,16 @@ USES_NETWORK = True  # `surd ingest urls` takes the download options
 
 
 @config
-class Config:
-    """The list file and which of its columns hold the URL, prompt, negative prompt and id."""
+class Config(TableFile):
+    """The list file (`TableFile`: path, format; img2dataset's input lists work as they are) and which of its
+    columns hold the URL, prompt, negative prompt and id."""
 
-    path: str = option("", help='CSV/TSV/JSONL/Parquet with URL and prompt columns (img2dataset style).', cli=False)
-    format: str = option("auto", choices=("auto", "jsonl", "csv", "tsv", "parquet"),
-                        help='File format (auto = from the extension).')
+    WHAT: ClassVar[str] = "URL list"
     url_col: str = option("", help='URL column (default: url, URL, image_url, src, ...).')
     caption_col: str = option("", help='Prompt column (default: caption, TEXT, text, prompt, ...).')
     negative_col: str = option("negative_prompt", help='Negative prompt column (optional).')
     id_col: str = option("", help='Stable id column (default: the URL).')
     source_name: str = option("urls", help='Source name recorded in each sample.')
-
-    def __post_init__(self) -> None:
-        check_table(self.path, self.format, "URL list")
 
 
 def _pick(explicit: str, candidates: tuple[str, ...], columns: list[str], what: str, cfg: Config) -> str:

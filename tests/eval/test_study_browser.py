@@ -17,7 +17,7 @@ from typer.testing import CliRunner  # noqa: E402
 from surd.cli import app  # noqa: E402
 from surd.eval.study import KEY_NAME, StudyState, export_study  # noqa: E402
 from surd.review.server import make_server  # noqa: E402
-from tests.eval.test_run import PROMPTS, eval_args  # noqa: E402
+from tests.eval.test_evaluate import PROMPTS, eval_args  # noqa: E402
 from tests.review.test_server_browser import CHROMEDRIVER, CHROMIUM, browser, press, wait_for  # noqa: E402,F401
 
 pytestmark = [
