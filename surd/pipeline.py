@@ -21,6 +21,7 @@ from surd.executors import EXECUTORS, check_resources
 from surd.registry import Registry, canonical
 from surd.runner import RunResult, fusable, run_chain, run_stage
 from surd.stages import STAGES, build_config, get_stage
+from surd.trust import safe_name
 
 # Steps that are not shard → shard stages (training, evaluation): function(input_dir, output_dir, config) -> dict.
 JOBS = Registry("job", {"train_adapter": "surd.adapter.train:run_job", "eval": "surd.eval.run:run_job"})
@@ -81,7 +82,7 @@ def load_pipeline(path: str | Path) -> Pipeline:
     doc = yaml.safe_load(p.read_text()) or {}
     if not isinstance(doc, dict) or not isinstance(doc.get("stages"), list) or not doc["stages"]:
         raise ValueError(f"{p}: expected a mapping with a non-empty 'stages' list of {{stage, config}} entries")
-    name = str(doc.get("name") or p.stem)
+    name = safe_name(str(doc.get("name") or p.stem), f"{p}: name")  # it becomes runs/<name>/
     steps = []
     for i, entry in enumerate(doc["stages"]):
         if not isinstance(entry, dict) or "stage" not in entry:

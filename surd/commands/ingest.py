@@ -21,6 +21,8 @@ THREADS = typer.Option(16, help="Concurrent downloads per worker process.")
 TIMEOUT = typer.Option(20.0, help="Seconds for connecting, for each read, and for one whole attempt.")
 DL_RETRIES = typer.Option(3, "--download-retries", help="Extra attempts on 408/429/5xx, timeouts and resets.")
 RATE = typer.Option(10.0, "--rate-limit", help="Requests per second per host, all workers together (0 = no limit).")
+ALLOW_ROOT = typer.Option([], "--allow-root", help="A folder local images may also lie in (repeatable); by default "
+                          "only the list's own folder, symlinks resolved.")
 PRIVATE = typer.Option(False, "--allow-private-addresses",
                        help="Let URLs reach loopback/private/link-local addresses (turns the SSRF guard off).")
 OPT_OUT = typer.Option(False, "--ignore-opt-out", help="Download even when X-Robots-Tag says noai/noimageai.")
@@ -82,6 +84,7 @@ def ingest_manifest(
     source_col: str = typer.Option("source", help="Column naming each row's source (optional)."),
     license_col: str = typer.Option("license", help="Column with each row's license (optional)."),
     source_name: str = typer.Option("local", help="Source name when there is no source column."),
+    allow_root: list[str] = ALLOW_ROOT,
     size: int = SIZE, resize_mode: str = MODE, resample: str = RESAMPLE, quality: int = QUALITY,
     min_size: int = MIN_SIZE, max_pixels: int = MAX_PIXELS, shard_size: int = SHARD,
     workers: int = WORKERS, retries: int = RETRIES, executor: str = EXECUTOR, address: str = ADDRESS,
@@ -91,7 +94,8 @@ def ingest_manifest(
     Example: surd ingest manifest manifests/sample/manifest.jsonl --out runs/mine/00_ingest --workers 2
     """
     opts = dict(image_col=image_col, prompt_col=prompt_col, negative_col=negative_col, simple_col=simple_col,
-                id_col=id_col, source_col=source_col, license_col=license_col, source_name=source_name)
+                id_col=id_col, source_col=source_col, license_col=license_col, source_name=source_name,
+                **({"allowed_roots": list(allow_root)} if allow_root else {}))
     run_ingest("manifest", str(manifest), out, options=opts, size=size, resize_mode=resize_mode, resample=resample,
                quality=quality, min_size=min_size, max_pixels=max_pixels, shard_size=shard_size, workers=workers,
                retries=retries, executor=executor, address=address)
@@ -105,6 +109,7 @@ def ingest_folder(
     simple_col: str = typer.Option("text", help="Metadata column with the simple prompt (BLIP caption)."),
     image_col: str = typer.Option("file_name", help="Metadata column with the image file name."),
     source_name: str = typer.Option("surd", help="Source name when the metadata has no source column."),
+    allow_root: list[str] = ALLOW_ROOT,
     size: int = SIZE, resize_mode: str = MODE, resample: str = RESAMPLE, quality: int = QUALITY,
     min_size: int = MIN_SIZE, shard_size: int = SHARD,
     workers: int = WORKERS, retries: int = RETRIES, executor: str = EXECUTOR, address: str = ADDRESS,
@@ -113,7 +118,8 @@ def ingest_folder(
 
     Example: surd ingest folder SUR-adapter/data_collect --out runs/surd/00_ingest
     """
-    opts = dict(prompt_col=prompt_col, simple_col=simple_col, image_col=image_col, source_name=source_name)
+    opts = dict(prompt_col=prompt_col, simple_col=simple_col, image_col=image_col, source_name=source_name,
+                **({"allowed_roots": list(allow_root)} if allow_root else {}))
     image = image_options(size, resize_mode, quality, min_size, shard_size, resample)
     run_ingest("folder", str(folder), out, options=opts, workers=workers, retries=retries, executor=executor,
                address=address, **image)
@@ -219,6 +225,8 @@ def urls(
     negative_col: str = typer.Option("negative_prompt", help="Negative prompt column (optional)."),
     id_col: str = typer.Option("", help="Stable id column (default: the URL)."),
     source_name: str = typer.Option("urls", help="Source name recorded in each sample."),
+    allow_local_files: bool = typer.Option(False, "--allow-local-files", help="Also read plain paths, file:// and "
+                                           "zip:// URLs (only for a list you wrote: without it they are rejected)."),
     workers: int = WORKERS, retries: int = RETRIES, threads: int = THREADS, timeout: float = TIMEOUT,
     download_retries: int = DL_RETRIES, rate_limit: float = RATE, allow_private_addresses: bool = PRIVATE,
     ignore_opt_out: bool = OPT_OUT, ignore_robots: bool = ROBOTS, size: int = SIZE, resize_mode: str = MODE,
@@ -231,7 +239,8 @@ def urls(
     dl = download_options(threads, timeout, download_retries, rate_limit, allow_private_addresses, ignore_opt_out,
                           workers, ignore_robots)
     opts = dict(url_col=url_col, caption_col=caption_col, negative_col=negative_col, id_col=id_col,
-                source_name=source_name)
+                source_name=source_name,
+                **({"allow_local_files": True} if allow_local_files else {}))
     image = image_options(size, resize_mode, quality, min_size, shard_size, resample)
     _run("urls", str(url_list), out, opts, dl, workers, retries, image)
 
