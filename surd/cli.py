@@ -20,6 +20,7 @@ from surd.commands import (
     review,
     run,
     safety,
+    verify,
 )
 from surd.runner import ConfigMismatch
 
@@ -32,7 +33,7 @@ app = typer.Typer(
 )
 
 # In the order `surd --help` lists them: the pipeline, its stages, then the tools around them.
-for module in (ingest, export, run, datasets, dedup, caption, clip_filter, safety, review, embed, adapter, eval):
+for module in (ingest, export, run, datasets, verify, dedup, caption, clip_filter, safety, review, embed, adapter, eval):
     module.register(app)
 
 

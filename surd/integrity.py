@@ -1,0 +1,97 @@
+"""What a shard's stats marker vouches for, and the checks every reader makes against it.
+
+The marker (``NNNNN.stats.json``, written last) records under ``files`` each file the shard commits:
+``{"00000.tar": {"size": bytes, "samples": n, "sha256": hex}, "00000.samples.parquet": {...}}`` (the tar holds the
+kept samples, the sidecar a row per input). A reader checks the size before it reads (a tar cut between two
+members still parses as a valid, shorter tar: only its size gives it away), and the sample count and checksum as
+it streams, so a mismatch ends the read with a `ShardCorrupt` naming the file and what was expected vs found
+instead of a normal end. SHA-256: hashing the bytes a reader already holds costs a few percent of reading the tar
+(``python bench/checksum.py``), and it is the standard library's, the same on every machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import IO, Any
+
+CHECKSUM = "sha256"
+
+
+class ShardCorrupt(ValueError):
+    """A shard's file does not match its stats marker (truncated, replaced, edited): never read as if whole."""
+
+
+class ShardUnfinished(ValueError):
+    """A shard without its stats marker: not finished (or its marker was lost), never read as input."""
+
+
+def record(size: int, samples: int, digest: str) -> dict[str, Any]:
+    """The marker's entry for one committed file."""
+    return {"size": size, "samples": samples, CHECKSUM: digest}
+
+
+def record_bytes(data: bytes, samples: int) -> dict[str, Any]:
+    """The marker's entry for a file written from bytes in memory (the sidecar)."""
+    return record(len(data), samples, hashlib.sha256(data).hexdigest())
+
+
+def mismatch(path: str, expected: dict[str, Any], size: int | None = None, samples: int | None = None,
+             digest: str | None = None) -> str | None:
+    """What differs between a file and its record (None: nothing), as "size: expected X, found Y" parts."""
+    found = {"size": size, "samples": samples, CHECKSUM: digest}
+    parts = [f"{k}: expected {expected[k]}, found {v}" for k, v in found.items()
+             if v is not None and k in expected and expected[k] != v]
+    return f"{path} does not match its stats marker ({'; '.join(parts)})" if parts else None
+
+
+def check(path: str, expected: dict[str, Any] | None, **found: Any) -> None:
+    """Raise `ShardCorrupt` when *found* (size, samples, sha256) differs from the record."""
+    if expected is None:
+        return
+    problem = mismatch(path, expected, found.get("size"), found.get("samples"), found.get(CHECKSUM))
+    if problem:
+        raise ShardCorrupt(problem + ": the file is corrupt or was changed after it was written; rerun the stage "
+                           "that wrote it into a new directory (or delete the shard's stats marker to redo it)")
+
+
+class HashingWriter:
+    """A write-only file wrapper that counts and hashes what passes through (the tar as `tarfile` writes it)."""
+
+    def __init__(self, f: IO[bytes]):
+        self._f = f
+        self._h = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self._h.update(data)
+        self.size += len(data)
+        return self._f.write(data)
+
+    def tell(self) -> int:
+        return self.size
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+
+class HashingReader:
+    """A read-only file wrapper that counts and hashes what is read (streaming `tarfile` reads through it)."""
+
+    def __init__(self, f: IO[bytes]):
+        self._f = f
+        self._h = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self._h.update(data)
+        self.size += len(data)
+        return data
+
+    def drain(self) -> None:
+        """Read to the end (tarfile stops at the end-of-archive blocks; the padding after them counts too)."""
+        while self.read(1 << 20):
+            pass
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
