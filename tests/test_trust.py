@@ -160,3 +160,22 @@ def test_served_file_stays_inside_its_root(tmp_path):
     assert trust.served_file(root, "/") == root / "index.html"
     for bad in ("/../secret", "/%2e%2e/secret", "/link", "/nope", "/a%00b", "//etc/passwd"):
         assert trust.served_file(root, bad) is None, bad
+
+
+@pytest.mark.parametrize("image", ["file:///etc/passwd", "/etc/passwd", "s3://private/x.jpg", "http://[::1"])
+def test_web_sources_fetch_only_http_images(image):
+    from surd.sources import civitai
+
+    item = {"id": 1, "url": image, "meta": {"prompt": "a cat"}, "type": "image"}
+    row = civitai.item_row(item, civitai.Config(original=False))
+    assert row["error"] in ("local_file_refused", "object_store_refused", "bad_url") and row["error_detail"]
+
+
+def test_web_row_keeps_http_images_and_earlier_errors():
+    from surd.sources.rows import web_row
+
+    ok = web_row(source="s", source_id="1", image="https://e.com/a.jpg", complex_prompt="p")
+    assert ok["error"] is None
+    first = web_row(source="s", source_id="1", image="/etc/passwd", complex_prompt=None, error="missing_prompt")
+    assert first["error"] == "missing_prompt"  # the listing's own reason is kept
+    assert web_row(source="s", source_id="1", image="/etc/passwd", complex_prompt="p")["error"] == "local_file_refused"
