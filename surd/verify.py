@@ -6,7 +6,8 @@
 - `verify_stage`: every shard against its marker (tar and sidecar: size, sample count, SHA-256), the sidecar's
   statuses and reasons against the marker's counts, and ``in = kept + Σ rejected``.
 - `verify_run`: every stage of ``runs/<name>/``, plus across stages: shard *i* of a stage read shard *i* of the
-  stage before, so its ``in`` equals that shard's ``kept``.
+  stage before, so its ``in`` equals that shard's ``kept``. An adapter folder (``NN_train_adapter/``) is checked too:
+  every ``.safetensors`` under it is whole (its header's tensors fill the file exactly) and its config is json.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from surd.shards import (
     read_sidecar,
     shard_name,
 )
+
+ADAPTER_CONFIG = "adapter_config.json"  # surd.adapter.io.CONFIG_NAME (the adapter package sits above this layer)
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,7 @@ class StageReport:
     path: str
     shards: dict[str, dict[str, Any]] = field(default_factory=dict)  # stem → {"in", "kept", "rejected"}
     problems: list[str] = field(default_factory=list)
+    kind: str = "shards"  # or "adapter"
 
     def totals(self) -> dict[str, Any]:
         rejected: Counter[str] = Counter()
@@ -104,7 +108,8 @@ class StageReport:
                 "kept": sum(s["kept"] for s in self.shards.values()), "rejected": dict(sorted(rejected.items()))}
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, **self.totals(), "ok": not self.problems, "problems": self.problems}
+        return {"path": self.path, "kind": self.kind, **self.totals(), "ok": not self.problems,
+                "problems": self.problems}
 
 
 def _check_counts(marker: str, stats: dict[str, Any]) -> str | None:
@@ -167,15 +172,66 @@ def verify_stage(stage_dir: str | os.PathLike) -> StageReport:
     return report
 
 
-def stage_dirs(path: str | os.PathLike) -> list[str]:
-    """The stage directories of a run (``NN_<stage>/`` holding shards), or [path] for a stage directory itself."""
-    p = storage.normalize(path)
-    names = _listing(p)
+_SAFETENSORS_ITEMSIZE = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2,
+                         "U16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+
+
+def _marks(names: list[str]) -> str | None:
+    if ADAPTER_CONFIG in names:
+        return "adapter"
     if CONFIG_NAME in names or any(n.endswith((STATS_SUFFIX, ".tar")) for n in names):
+        return "shards"
+    return None
+
+
+def stage_dirs(path: str | os.PathLike) -> list[str]:
+    """The stage directories of a run (``NN_<stage>/`` holding shards or an adapter), or [path] for one itself."""
+    p = storage.normalize(path)
+    if _marks(_listing(p)):
         return [p]
-    dirs = [storage.join(p, n) for n in names if n[:2].isdigit() and "_" in n]
-    return [d for d in dirs if any(x.endswith(STATS_SUFFIX) or x.endswith(".tar") or x == CONFIG_NAME
-                                   for x in _safe_listing(d))]
+    dirs = [storage.join(p, n) for n in _listing(p) if n[:2].isdigit() and "_" in n]
+    return [d for d in dirs if _marks(_safe_listing(d))]
+
+
+def safetensors_problem(path: str, data: bytes) -> str | None:
+    """Why a safetensors file is not whole (None: it is): the header must parse and its tensors fill the rest."""
+    try:
+        n = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8 : 8 + n])
+        spans = []
+        for name, t in header.items():
+            if name == "__metadata__":
+                continue
+            begin, end = t["data_offsets"]
+            size = _SAFETENSORS_ITEMSIZE[t["dtype"]]
+            for dim in t["shape"]:
+                size *= dim
+            if end - begin != size:
+                return f"{path}: tensor {name!r} holds {end - begin} bytes, its shape needs {size}"
+            spans.append((begin, end))
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        return f"{path} is not a safetensors file (its header does not parse: {e})"
+    spans.sort()
+    if len(data) < 8 + n or [b for b, _ in spans] != [0, *(e for _, e in spans[:-1])] or (
+            spans and spans[-1][1] != len(data) - 8 - n):
+        return f"{path}: the tensors do not fill the file exactly ({len(data)} bytes): truncated or altered"
+    return None
+
+
+def verify_adapter(adapter_dir: str) -> StageReport:
+    """Check an adapter folder: its config parses, every ``.safetensors`` under it (checkpoints too) is whole."""
+    report = StageReport(adapter_dir, kind="adapter")
+    for rel in storage.walk_files(adapter_dir):
+        path = storage.join(adapter_dir, *rel.split("/"))
+        if rel.endswith(".safetensors"):
+            problem = safetensors_problem(path, storage.read_bytes(path))
+            report.problems += [problem] if problem else []
+        elif rel.rsplit("/", 1)[-1] == ADAPTER_CONFIG:
+            try:
+                json.loads(storage.read_bytes(path))
+            except (ValueError, UnicodeDecodeError) as e:
+                report.problems.append(f"{path} is not json ({e})")
+    return report
 
 
 def _safe_listing(d: str) -> list[str]:
@@ -193,9 +249,10 @@ def verify_run(path: str | os.PathLike) -> tuple[list[StageReport], list[str]]:
     if not dirs:
         raise FileNotFoundError(f"{path} is neither a stage output directory nor a run directory holding NN_<stage>/ "
                                 "folders")
-    reports = [verify_stage(d) for d in dirs]
+    reports = [verify_adapter(d) if _marks(_safe_listing(d)) == "adapter" else verify_stage(d) for d in dirs]
     across = []
-    for before, after in zip(reports, reports[1:]):
+    chain = [r for r in reports if r.kind == "shards"]
+    for before, after in zip(chain, chain[1:]):
         for stem in sorted(set(before.shards) | set(after.shards)):
             a, b = before.shards.get(stem), after.shards.get(stem)
             if a is None or b is None:

@@ -120,3 +120,32 @@ def test_verify_reports_unfinished_shards_and_markers_without_records(tmp_path):
     assert any("00002.tar has no stats marker" in p for p in problems)
     assert any("00000.stats.json records no files" in p for p in problems)
     assert len(problems) == 2
+
+
+def _safetensors(tensors: dict[str, bytes]) -> bytes:
+    """A float32 safetensors file by hand (no torch needed)."""
+    header, offset = {"__metadata__": {"format": "x"}}, 0
+    for name, data in tensors.items():
+        header[name] = {"dtype": "F32", "shape": [len(data) // 4], "data_offsets": [offset, offset + len(data)]}
+        offset += len(data)
+    head = json.dumps(header).encode()
+    head += b" " * (-len(head) % 8)
+    return len(head).to_bytes(8, "little") + head + b"".join(tensors.values())
+
+
+def test_verify_checks_adapter_files(tmp_path):
+    run = tmp_path / "run"
+    _stage(run / "00_ingest")
+    adapter = run / "01_train_adapter"
+    (adapter / "checkpoints" / "step-1").mkdir(parents=True)
+    (adapter / "adapter_config.json").write_text("{}")
+    weights = _safetensors({"a": b"\0" * 16, "b": b"\1" * 8})
+    (adapter / "adapter_model.safetensors").write_bytes(weights)
+    (adapter / "checkpoints" / "step-1" / "adapter_model.safetensors").write_bytes(weights)
+    reports, across = verify_run(run)
+    assert [r.kind for r in reports] == ["shards", "adapter"] and not any(r.problems for r in reports) and not across
+    (adapter / "checkpoints" / "step-1" / "adapter_model.safetensors").write_bytes(weights[:-4])
+    (adapter / "adapter_model.safetensors").write_bytes(weights[:6])
+    problems = verify_run(run)[0][1].problems
+    assert any("step-1/adapter_model.safetensors: the tensors do not fill the file exactly" in p for p in problems)
+    assert any("01_train_adapter/adapter_model.safetensors is not a safetensors file" in p for p in problems)

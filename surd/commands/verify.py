@@ -32,8 +32,9 @@ def verify_cmd(
         for r in reports:
             t = r.totals()
             mark = "ok" if not r.problems else f"{len(r.problems)} problem(s)"
-            typer.echo(f"{storage.basename(r.path):<20} {t['shards']:>6} shards {t['in']:>8} in {t['kept']:>8} kept  "
-                       f"{mark}")
+            what = "adapter files" if r.kind == "adapter" else \
+                f"{t['shards']:>6} shards {t['in']:>8} in {t['kept']:>8} kept"
+            typer.echo(f"{storage.basename(r.path):<20} {what}  {mark}")
     if problems:
         typer.secho(f"{len(problems)} problem(s):", fg=typer.colors.RED, err=True)
         for p in problems:
