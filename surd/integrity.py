@@ -5,8 +5,12 @@ The marker (``NNNNN.stats.json``, written last) records under ``files`` each fil
 kept samples, the sidecar a row per input). A reader checks the size before it reads (a tar cut between two
 members still parses as a valid, shorter tar: only its size gives it away), and the sample count and checksum as
 it streams, so a mismatch ends the read with a `ShardCorrupt` naming the file and what was expected vs found
-instead of a normal end. SHA-256: hashing the bytes a reader already holds costs a few percent of reading the tar
-(``python bench/checksum.py``), and it is the standard library's, the same on every machine.
+instead of a normal end.
+
+SHA-256, always (``python bench/checksum.py``, 2-core CPU): a checked read of 1 GB of shards takes 1.46x the CPU of
+an unchecked one from the page cache (+0.7 CPU s per GB; +0.04 ms per sample on the bundled sample), small beside
+decoding the images a stage reads. CRC-32 cost as much as SHA-256 there and catches less; xxh3 cost less but is not
+in the standard library. SHA-256 is the same on every machine and matches ``sha256sum`` of a published shard.
 """
 
 from __future__ import annotations

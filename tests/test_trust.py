@@ -171,6 +171,22 @@ def test_web_sources_fetch_only_http_images(image):
     assert row["error"] in ("local_file_refused", "object_store_refused", "bad_url") and row["error_detail"]
 
 
+@pytest.mark.parametrize("image", ["file:///etc/passwd", "s3://private/x.jpg"])
+def test_lexica_fetches_only_http_images(image):
+    from surd.sources import lexica
+
+    row = lexica.item_row({"id": "1", "src": image, "prompt": "a cat"}, "cats", lexica.Config(queries=("cats",)))
+    assert row["error"] in ("local_file_refused", "object_store_refused")
+
+
+def test_sdonline_rows_go_through_web_row():
+    import inspect
+
+    from surd.sources import sdonline
+
+    assert "web_row(" in inspect.getsource(sdonline.detail_row)  # the same check as the other web sources
+
+
 def test_web_row_keeps_http_images_and_earlier_errors():
     from surd.sources.rows import web_row
 
