@@ -24,7 +24,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from surd.review.export import ExportConfig, export_review  # noqa: E402
+from surd.review.exporter import ExportConfig, export_review  # noqa: E402
 from surd.sample import make_key  # noqa: E402
 from surd.shards import iter_dataset, shard_name, write_shard  # noqa: E402
 

@@ -32,7 +32,7 @@ DECODED = "__decoded__"  # a sample's slot for its decoded image while a fused p
 
 @dataclass
 class DecodedImage:
-    """A sample's decoded image, kept for the later stages of a fused pass (see `surd.task.process_chain`).
+    """A sample's decoded image, kept for the later stages of a fused pass (see `surd.task.process`).
 
     ``data`` is the image member it was decoded from (compared by identity: a stage that replaces the member's
     bytes gets them decoded anew); ``used`` tells the pass whether the stage it just ran used the image.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -11,18 +12,18 @@ from surd.commands import (
     adapter,
     caption,
     clip_filter,
-    datasets,
     dedup,
     embed,
     eval,
     export,
     ingest,
+    inspect,
     review,
     run,
     safety,
     verify,
 )
-from surd.runner import ConfigMismatch
+from surd.commands.common import USER_ERRORS, user_error_message
 
 app = typer.Typer(
     help="Build SURD-style text-to-image datasets and train the SUR-adapter on them.\n\n"
@@ -33,7 +34,7 @@ app = typer.Typer(
 )
 
 # In the order `surd --help` lists them: the pipeline, its stages, then the tools around them.
-for module in (ingest, export, run, datasets, verify, dedup, caption, clip_filter, safety, review, embed, adapter, eval):
+for module in (ingest, export, run, inspect, verify, dedup, caption, clip_filter, safety, review, embed, adapter, eval):
     module.register(app)
 
 
@@ -50,7 +51,8 @@ def main() -> None:
     """Console entry point: bad arguments, missing inputs and unreachable hosts print one line and exit 2."""
     try:
         app()
-    except (ValueError, FileNotFoundError, KeyError, ConfigMismatch, ImportError, ConnectionError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
+    except USER_ERRORS as e:  # ConfigMismatch is a ValueError
+        if os.environ.get("SURD_DEBUG"):
+            raise
+        typer.secho(f"error: {user_error_message(e)}", fg=typer.colors.RED, err=True)
         sys.exit(2)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from surd.options import config, option
+
 RESIZE_MODES = ("center_crop", "keep_ratio", "pad", "none")
 # Downscaling filters. "area" is a box filter (OpenCV's INTER_AREA, img2dataset's choice): faster, slightly
 # softer than Lanczos. Upscaling always uses Lanczos (a box filter would upscale blockily).
@@ -40,17 +42,19 @@ class ImageRejected(Exception):
         self.detail = detail
 
 
-@dataclass(frozen=True)
+@config
 class ImageConfig:
     """How ingest resizes and encodes images (img2dataset's modes; the paper's is center_crop at 512)."""
 
-    size: int = 512
-    resize_mode: str = "center_crop"
-    quality: int = 95
-    image_format: str = "jpg"
-    min_size: int = 64
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    resample: str = "lanczos"
+    size: int = option(512, help='Output side in pixels.', ge=16, le=8192)
+    resize_mode: str = option("center_crop", choices=RESIZE_MODES,
+                             help="How images become size x size: center_crop (the paper's), keep_ratio, pad, or none.")
+    quality: int = option(95, help='JPEG/WebP quality.', ge=1, le=100)
+    image_format: str = option("jpg", help='Output image format.', choices=tuple(FORMATS))
+    min_size: int = option(64, help='Reject images whose shorter side is below this.', ge=0)
+    max_pixels: int = option(DEFAULT_MAX_PIXELS, help='Reject images with more pixels (decompression bombs).', ge=1)
+    resample: str = option("lanczos", choices=tuple(RESAMPLE),
+                          help="Resize filter: lanczos (sharpest), bicubic, or area (img2dataset's INTER_AREA).")
 
     def __post_init__(self) -> None:
         if self.resample not in RESAMPLE:

@@ -10,6 +10,7 @@ output bytes as one stage after the other, each image decoded once, each model l
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,14 +18,15 @@ from typing import Any
 import yaml
 
 from surd import storage
-from surd.executors import EXECUTORS, check_resources
+from surd.executors import check_resources
+from surd.options import config, option, problems
 from surd.registry import Registry, canonical
-from surd.runner import RunResult, fusable, run_chain, run_stage
+from surd.runner import RunResult, RunSettings, fusable, run_chain, run_stage
 from surd.stages import STAGES, build_config, get_stage
-from surd.trust import safe_name
+from surd.trust import is_safe_name
 
 # Steps that are not shard → shard stages (training, evaluation): function(input_dir, output_dir, config) -> dict.
-JOBS = Registry("job", {"train_adapter": "surd.adapter.train:run_job", "eval": "surd.eval.run:run_job"})
+JOBS = Registry("job", {"train_adapter": "surd.adapter.train:run_job", "eval": "surd.eval.evaluate:run_job"})
 
 
 @dataclass(frozen=True)
@@ -40,73 +42,112 @@ class Step:
         return f"{self.index:02d}_{self.stage}"
 
 
+@config
+class PipelineSettings(RunSettings):
+    """A pipeline file's top-level run settings (besides ``name`` and ``stages``); `surd run`'s flags override them."""
+
+    runs_dir: str | None = option(None, help="Where <name>/<NN>_<stage>/ are written: a path or URL "
+                                  "(s3://bucket/runs); default: runs.")
+    fuse: bool = option(True, help="Run consecutive per-shard stages (caption, clip_filter, safety, ...) over each "
+                        "shard in one pass: the same outputs, each image decoded once.")
+
+
 @dataclass(frozen=True)
 class Pipeline:
     name: str
     steps: tuple[Step, ...]
-    runs_dir: str | None = None
-    executor: str | None = None
-    address: str | None = None
-    workers: int | None = None
-    fuse: bool = True  # consecutive per-shard stages run fused (`fused_groups`)
+    settings: PipelineSettings = PipelineSettings()
 
 
-def _workers(value: Any, where: str) -> int | None:
-    if value is None:
+STEP_KEYS = ("stage", "config", "workers", "resources")
+
+
+class PipelineError(ValueError):
+    """A pipeline file with problems; the message lists every one (nothing has run)."""
+
+
+def _read_yaml(p: Path) -> Any:
+    try:
+        return yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise PipelineError(f"{p}: not valid YAML{where}: {what}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise PipelineError(f"{p}: cannot read the pipeline file: {e}") from None
+
+
+def _step(i: int, entry: Any, found: list[str], build: bool) -> Step | None:
+    """One checked step; its problems are added to `found`. Without `build` its config is checked for keys, types
+    and values but not built (a review step after --until: its decision files may not exist yet)."""
+    at = f"stages[{i}]"
+    valid = ", ".join(sorted([*STAGES, *JOBS]))
+    if not isinstance(entry, dict) or "stage" not in entry:
+        found.append(f"{at} needs a 'stage' key (one of {valid})")
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{where}: workers must be a whole number >= 1, got {value!r}")
-    return value
+    stage = canonical(str(entry["stage"]))
+    if stage not in STAGES and stage not in JOBS:
+        found.append(f"{at}: unknown stage {entry['stage']!r}; valid: {valid}")
+        return None
+    extra = sorted(set(entry) - set(STEP_KEYS))
+    if extra:
+        found.append(f"{at}: unknown key(s) {', '.join(map(str, extra))}; allowed: {', '.join(STEP_KEYS)}")
+    config = entry.get("config") or {}
+    resources = None
+    try:
+        resources = check_resources(entry.get("resources")) if entry.get("resources") is not None else None
+    except (ValueError, AttributeError) as e:
+        found.append(f"{at}: {e}")
+    workers = entry.get("workers")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        found.append(f"{at}: workers must be a whole number >= 1, got {workers!r}")
+    if stage in STAGES:
+        found.extend(f"{at}: {p}" for p in problems(get_stage(stage).Config, config, construct=build))
+    elif not isinstance(config, dict):
+        found.append(f"{at}: config must be a mapping, got {config!r}")
+    return Step(i, stage, dict(config) if isinstance(config, dict) else {}, workers, resources)
 
 
-def _cluster(doc: dict[str, Any], p: Path) -> dict[str, Any]:
-    """The file's top-level run settings, validated."""
-    executor = doc.get("executor")
-    if executor is not None and canonical(str(executor)) not in EXECUTORS:
-        raise ValueError(f"{p}: executor must be one of {', '.join(EXECUTORS.names())}, got {executor!r}")
-    for key in ("address", "runs_dir"):
-        if doc.get(key) is not None and not isinstance(doc[key], str):
-            raise ValueError(f"{p}: {key} must be a string, got {doc[key]!r}")
-    fuse = doc.get("fuse", True)
-    if not isinstance(fuse, bool):
-        raise ValueError(f"{p}: fuse must be true or false (run consecutive per-shard stages in one pass), got {fuse!r}")
-    return {"runs_dir": doc.get("runs_dir"), "executor": executor and canonical(str(executor)),
-            "address": doc.get("address"), "workers": _workers(doc.get("workers"), str(p)), "fuse": fuse}
-
-
-def load_pipeline(path: str | Path) -> Pipeline:
-    """Parse and validate a pipeline file; errors name the step and what to change."""
+def load_pipeline(path: str | Path, until: str | None = None, build: bool = False) -> Pipeline:
+    """Parse and check a whole pipeline file: YAML syntax (line and column), unknown keys at every level, the run
+    settings, the run's name, and every stage's config (types, allowed values, bounds). With `build` (as
+    `run_pipeline` does before anything runs) every stage config up to `until` is also built, so its own checks
+    (files that must exist, options that go together) run too. One `PipelineError` lists every problem."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"pipeline file {p} not found (see pipelines/ for examples)")
-    doc = yaml.safe_load(p.read_text()) or {}
+    doc = _read_yaml(p)
     if not isinstance(doc, dict) or not isinstance(doc.get("stages"), list) or not doc["stages"]:
-        raise ValueError(f"{p}: expected a mapping with a non-empty 'stages' list of {{stage, config}} entries")
-    name = safe_name(str(doc.get("name") or p.stem), f"{p}: name")  # it becomes runs/<name>/
-    steps = []
+        raise PipelineError(f"{p}: expected a mapping with a non-empty 'stages' list of {{stage, config}} entries")
+    found: list[str] = []
+    settings_keys = {f.name for f in dataclasses.fields(PipelineSettings)}
+    unknown = sorted(set(map(str, doc)) - {"name", "stages"} - settings_keys)
+    if unknown:
+        found.append(f"unknown top-level key(s) {', '.join(unknown)}; allowed: name, stages, "
+                     f"{', '.join(sorted(settings_keys))}")
+    values = {k: v for k, v in doc.items() if k in settings_keys}
+    found.extend(problems(PipelineSettings, values))
+    name = doc.get("name", p.stem)
+    if not isinstance(name, str) or not is_safe_name(name):  # a run's folder under runs_dir: never a path
+        found.append(f"name must be a plain folder name (letters, digits, '.', '_', '-'; no '/' or '..'), got {name!r}")
+    steps: list[Step] = []
     for i, entry in enumerate(doc["stages"]):
-        if not isinstance(entry, dict) or "stage" not in entry:
-            raise ValueError(f"{p}: stages[{i}] needs a 'stage' key (one of {', '.join(sorted([*STAGES, *JOBS]))})")
-        stage = canonical(str(entry["stage"]))
-        if stage not in STAGES and stage not in JOBS:
-            raise ValueError(f"{p}: stages[{i}]: unknown stage {entry['stage']!r}; "
-                             f"valid: {', '.join(sorted([*STAGES, *JOBS]))}")
-        extra = sorted(set(entry) - {"stage", "config", "workers", "resources"})
-        if extra:
-            raise ValueError(f"{p}: stages[{i}]: unknown key(s) {extra}; allowed: stage, config, workers, resources")
-        try:
-            resources = check_resources(entry.get("resources")) if entry.get("resources") is not None else None
-        except (ValueError, AttributeError) as e:
-            raise ValueError(f"{p}: stages[{i}]: {e}") from None
-        workers = _workers(entry.get("workers"), f"{p}: stages[{i}]")
-        steps.append(Step(i, stage, dict(entry.get("config") or {}), workers, resources))
-    if steps[0].stage != "ingest":
-        raise ValueError(f"{p}: the first stage must be ingest (the others read the previous stage's shards)")
-    return Pipeline(name, tuple(steps), **_cluster(doc, p))
+        past_until = until is not None and any(s.stage == canonical(until) for s in steps)
+        step = _step(i, entry, found, build=build and not past_until)
+        if step is not None:
+            steps.append(step)
+    if steps and steps[0].stage != "ingest":
+        found.append("the first stage must be ingest (the others read the previous stage's shards)")
+    if until is not None and canonical(until) not in {s.stage for s in steps}:
+        found.append(f"--until {until!r} is not a stage of this file: {', '.join(s.stage for s in steps)}")
+    if found:
+        raise PipelineError(f"{p}: {len(found)} problem(s), nothing was run:\n  " + "\n  ".join(found))
+    return Pipeline(name, tuple(steps), PipelineSettings(**values))
 
 
 def run_pipeline(path: str | Path, runs_dir: str | Path | None = None, *, workers: int | None = None,
-                 executor: str | None = None, address: str | None = None, retries: int = 2, progress: bool = True,
+                 executor: str | None = None, address: str | None = None, retries: int | None = None, progress: bool = True,
                  until: str | None = None, fuse: bool | None = None) -> list[tuple[Step, Any]]:
     """Run every step into <runs_dir>/<name>/<NN>_<stage>/; stops at the first step with failed shards, or after the
     step named `until` (e.g. stop before the manual review, review, then rerun: finished steps are skipped).
@@ -115,16 +156,16 @@ def run_pipeline(path: str | Path, runs_dir: str | Path | None = None, *, worker
     ``fuse``) is false: the same output bytes, each image decoded once and each model loaded once per worker.
     ``runs_dir``, ``workers``, ``executor`` and ``address`` left at None come from the pipeline file, else the
     defaults (``runs``, the executor's own worker count, ``local``, none)."""
-    pipe = load_pipeline(path)
-    if until is not None and canonical(until) not in {s.stage for s in pipe.steps}:
-        raise ValueError(f"--until {until!r} is not a stage of {path}: {', '.join(s.stage for s in pipe.steps)}")
-    base = storage.join(runs_dir if runs_dir is not None else pipe.runs_dir or "runs", pipe.name)
-    executor = canonical(executor) if executor else pipe.executor or "local"
-    address = address or (pipe.address if executor == (pipe.executor or "local") else None)  # the file's cluster
-    workers = workers or pipe.workers
+    pipe = load_pipeline(path, until, build=True)
+    file = pipe.settings
+    base = storage.join(runs_dir if runs_dir is not None else file.runs_dir or "runs", pipe.name)
+    executor = canonical(executor) if executor else file.executor or "local"
+    address = address or (file.address if executor == (file.executor or "local") else None)  # the file's cluster
+    workers = workers or file.workers
+    retries = file.retries if retries is None else retries
     results: list[tuple[Step, Any]] = []
     input_dir: str | None = None
-    for group in fused_groups(pipe, until, pipe.fuse if fuse is None else fuse):
+    for group in fused_groups(pipe, until, file.fuse if fuse is None else fuse):
         step, outs = group[0], [storage.join(base, s.dirname) for s in group]
         if step.stage in JOBS:
             results.append((step, JOBS.load(step.stage)(input_dir, outs[0], step.config)))

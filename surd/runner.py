@@ -13,15 +13,28 @@ from tqdm import tqdm
 
 import surd
 from surd import shards, storage
+from surd.audit import input_shards
 from surd.executors import get_executor
 from surd.files import clean_temp_files, write_json_atomic
+from surd.options import config, option
 from surd.sample import Rejected, Sample
 from surd.stages import build_config, canonical, config_to_dict, get_stage
 from surd.stages.contract import FinalizingStage, SourceStage
 from surd.task import Chain, Link, ShardTask, failed_stage
-from surd.verify import input_shards
 
 FINALIZED = "_finalized.json"  # the finalize pass ran after the last shard was written
+
+
+@config
+class RunSettings:
+    """Where and how a stage's shards run: the same options for every stage command and a pipeline file."""
+
+    workers: int | None = option(None, short="-w", ge=1, help="Worker processes (default: 1 = run in this process; "
+                                 "on Ray, as many as the cluster holds).")
+    retries: int = option(2, ge=0, help="Retries of a failed shard before it is reported as failed.")
+    executor: str | None = option(None, choices=("local", "ray"),
+                                  help="local (this machine, the default) or ray (a Ray cluster).")
+    address: str | None = option(None, help="Ray cluster address for --executor ray, e.g. auto.")
 
 
 @dataclass
@@ -58,7 +71,7 @@ def plan_tasks(module: Any, cfg: Any, output_dir: str | Path, input_dir: str | P
                finished_only: bool = False) -> list[ShardTask]:
     """Source stages plan their own shards (row files under ``_state/``); other stages get one task per input
     shard, sized from its stats marker. An input with unfinished or missing shards is refused, naming them
-    (`surd.verify.input_shards`), unless `finished_only`."""
+    (`surd.audit.input_shards`), unless `finished_only`."""
     if isinstance(module, SourceStage):
         return [ShardTask(p.stem, p.rows, p.n) for p in module.plan(cfg, storage.join(output_dir, "_state"))]
     if input_dir is None:
@@ -71,38 +84,13 @@ def run_stage(stage: str, cfg: Any, output_dir: str | Path, input_dir: str | Pat
               address: str | None = None, resources: dict[str, float] | None = None) -> RunResult:
     """Run `stage` over all shards into `output_dir` (a path or a URL such as ``s3://bucket/runs/x/00_ingest``);
     done shards are skipped, failed ones retried `retries` times. `resources` (``num_cpus``, ``num_gpus``) size
-    each worker on a Ray cluster.
+    each worker on a Ray cluster. A chain of one stage (`run_chain`).
 
     Example:
         run_stage("ingest", {"source": "manifest", "path": "manifests/sample/manifest.jsonl"}, "runs/x/00_ingest")
     """
-    module = get_stage(stage)
-    if isinstance(cfg, dict):
-        cfg = build_config(module, cfg)
-    out = _open_output(stage, cfg, output_dir, input_dir)
-    tasks = plan_tasks(module, cfg, out, input_dir)
-    result = RunResult(output_dir=_shown(out))
-    done = set(shards.list_done(out))  # one listing, not one request per shard
-    pending = []
-    for t in tasks:
-        if t.stem in done:
-            result.skipped.append(t.stem)
-        else:
-            pending.append(t)
-    runner = get_executor(executor, workers=workers, address=address, uses_gpu=module.USES_GPU, resources=resources)
-    bar = _progress_bar(sum(t.n_in for t in pending), canonical(stage), progress)
-    for task, _stats, error in runner.run(canonical(stage), cfg, str(out), pending, retries, bar.update):
-        if error is None:
-            result.done.append(task.stem)
-        else:
-            result.failed[task.stem] = error
-        bar.set_postfix(shards=f"{len(result.done)}/{len(pending)}", failed=len(result.failed), refresh=False)
-    bar.close()
-    if not result.failed and isinstance(module, FinalizingStage):
-        _finalize(module, cfg, out, written=bool(result.done))
-    _write_failures(out, result.failed)
-    result.stats = total_stats(out)
-    return result
+    return run_chain([(stage, cfg, output_dir)], input_dir, workers=workers, executor=executor, retries=retries,
+                     progress=progress, address=address, resources=resources)[0]
 
 
 def _open_output(stage: str, cfg: Any, output_dir: str | Path, input_dir: str | Path | None) -> str:
@@ -158,7 +146,8 @@ def fusable(stages: list[str]) -> str | None:
 def run_chain(steps: list[tuple[str, Any, str | Path]], input_dir: str | Path | None, *, workers: int | None = 1,
               executor: str = "local", retries: int = 2, progress: bool = True, address: str | None = None,
               resources: dict[str, float] | None = None) -> list[RunResult]:
-    """Run consecutive stages fused: each shard goes through all of them in one pass (`surd.task.process_chain`),
+    """The one run path. Run consecutive stages fused: each shard goes through all of them in one pass
+    (`surd.task.process`; a single stage is a chain of one),
     each image decoded once and each model loaded once per worker, while every stage still writes its own output
     directory, byte for byte what `run_stage` one stage after the other writes (stats but their ``seconds``).
 
@@ -170,7 +159,7 @@ def run_chain(steps: list[tuple[str, Any, str | Path]], input_dir: str | Path | 
         run_chain([("caption", {"model": "tiny"}, "runs/x/02_caption"),
                    ("clip_filter", {"model": "tiny"}, "runs/x/03_clip_filter")], "runs/x/01_dedup")
     """
-    why = fusable([s for s, _, _ in steps])
+    why = fusable([s for s, _, _ in steps]) if len(steps) > 1 else None
     if why is not None:
         raise ValueError(f"cannot fuse {' + '.join(s for s, _, _ in steps)}: {why}")
     modules = [get_stage(s) for s, _, _ in steps]
@@ -192,12 +181,11 @@ def run_chain(steps: list[tuple[str, Any, str | Path]], input_dir: str | Path | 
             passes.setdefault((a, b), []).append(task if a == 0 else _read_task(links[a - 1].output_dir, task.stem))
     failures: dict[str, tuple[int, int, str]] = {}
     for (a, b), pending in sorted(passes.items()):
-        sub = Chain(tuple(links[a : b + 1]))
-        name, cfg, out = (sub.name, sub, links[b].output_dir) if b > a else (links[a].stage, links[a].cfg, links[a].output_dir)
+        chain = Chain(tuple(links[a : b + 1]))
         runner = get_executor(executor, workers=workers, address=address, resources=resources,
                               uses_gpu=any(m.USES_GPU for m in modules[a : b + 1]))
-        bar = _progress_bar(sum(t.n_in for t in pending), name, progress)
-        for task, _stats, error in runner.run(name, cfg, out, pending, retries, bar.update):
+        bar = _progress_bar(sum(t.n_in for t in pending), chain.name, progress)
+        for task, _stats, error in runner.run(chain, pending, retries, bar.update):
             if error is not None:
                 failures[task.stem] = (a, b, error)
             bar.set_postfix(failed=len(failures), refresh=False)

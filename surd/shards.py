@@ -10,7 +10,7 @@ and once per directory ``_config.json`` (the resolved stage config and the surd 
 
 Every reader checks a shard against its marker: a tar or sidecar without a marker is unfinished
 (`ShardUnfinished`), one that does not match it is corrupt (`ShardCorrupt`, naming the file and what was expected vs
-found); `surd.verify.input_shards` refuses an input directory with unfinished or missing shards unless asked for the
+found); `surd.audit.input_shards` refuses an input directory with unfinished or missing shards unless asked for the
 finished ones only.
 
 A dataset directory may be a local path or a URL (``s3://bucket/runs/x/00_ingest``): every read and write goes

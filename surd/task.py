@@ -1,7 +1,9 @@
-"""The shard-run contract shared by the runner and every executor: one shard through one stage.
+"""The shard-run contract shared by the runner and every executor: one shard through a chain of stages.
 
-`process_shard` is what a worker runs (in this process, a spawned process or a Ray task); `is_fatal` decides
-whether a failed shard is retried or stops the run; `format_error` is the line a user sees for a failure.
+`process` is what a worker runs (in this process, a spawned process or a Ray worker): one shard through a `Chain`
+(a single stage is a chain of one). `Failures` is the one failure policy every executor applies (retry, stop the
+run on a fatal error, report); `format_error` is the line a user sees for a failure. Progress means the same
+everywhere: input samples of the shards being run, a failed attempt's samples taken back.
 """
 
 from __future__ import annotations
@@ -81,30 +83,22 @@ def _counted(items: Iterable[Any], counter: list[int], progress: Progress | None
         yield item
 
 
-def process_shard(stage: str, cfg: Any, output_dir: str, task: ShardTask, progress: Progress | None = None) -> dict:
-    """Run the stage over one shard and commit it; returns the shard's stats. Called inside a worker.
+class Failures:
+    """The failure policy of every executor: counts attempts per shard, decides retry (`record` returns None) or
+    the error to report, and remembers the first fatal error (then the shards not run yet are reported `not_run`)."""
 
-    With a `Chain` as `cfg` (`stage` is then its name), the chain's stages run over the shard in one pass
-    (`process_chain`): executors pass both through unchanged, so every executor runs fused stages too.
-    """
-    if isinstance(cfg, Chain):
-        return process_chain(cfg, task, progress)
-    module = get_stage(stage)
-    t0 = time.perf_counter()
-    inputs: Iterable[Any] = task.input if isinstance(task.input, list) else shards.read_input(task.input)
-    consumed = [0]
-    produced = 0
-    with shards.ShardWriter(output_dir, task.stem) as writer:
-        for item in module.run(_counted(inputs, consumed, progress), cfg):
-            if not isinstance(item, (dict, Rejected)):
-                raise StageContractError(f"stage {stage} yielded a {type(item).__name__}, not a sample or Rejected")
-            writer.add(item)
-            produced += 1
-        if produced != consumed[0]:
-            raise StageContractError(f"stage {stage} yielded {produced} results for {consumed[0]} inputs in shard "
-                                     f"{task.stem}: every input needs a kept sample or a Rejected with a reason")
-        versions = {"surd": surd.__version__, **module.versions()}
-        return writer.commit({"seconds": round(time.perf_counter() - t0, 3), "versions": versions})
+    def __init__(self, retries: int) -> None:
+        self.retries = retries
+        self.attempts: dict[str, int] = {}
+        self.fatal: str | None = None
+
+    def record(self, task: ShardTask, cause: BaseException) -> str | None:
+        """A failed attempt of `task`: None to run it again, else the error to report."""
+        self.attempts[task.stem] = self.attempts.get(task.stem, 0) + 1
+        if is_fatal(cause):
+            self.fatal = self.fatal or format_error(cause)
+            return format_error(cause)
+        return None if self.attempts[task.stem] <= self.retries else format_error(cause)
 
 
 # ---------------------------------------------------------------------------------------------- fused stages
@@ -121,9 +115,15 @@ class Link:
 
 @dataclass(frozen=True)
 class Chain:
-    """Consecutive per-shard stages run over each shard in one pass; stage i+1 reads what stage i writes."""
+    """Stages run over each shard in one pass (stage i+1 reads what stage i writes); a single stage is a chain of
+    one."""
 
     links: tuple[Link, ...]
+
+    @classmethod
+    def of(cls, stage: str, cfg: Any, output_dir: str) -> Chain:
+        """A chain of one stage."""
+        return cls((Link(stage, cfg, output_dir),))
 
     @property
     def name(self) -> str:
@@ -196,9 +196,9 @@ def _with_slot(samples: Iterable[Any]) -> Iterator[Any]:
         yield s
 
 
-def process_chain(chain: Chain, task: ShardTask, progress: Progress | None = None) -> dict:
+def process(chain: Chain, task: ShardTask, progress: Progress | None = None) -> dict:
     """Run the chain's stages over one shard in one pass and commit each stage's shard, in chain order; returns
-    {stage: stats}.
+    {stage: stats}. Called inside a worker; `progress` gets each input sample as it is read.
 
     Stage i+1 gets each sample stage i keeps as soon as it is written, exactly as it would read it back from stage
     i's tar, so every stage's output (tar, sidecar, stats but their ``seconds``) is byte for byte the unfused run's;
@@ -210,7 +210,9 @@ def process_chain(chain: Chain, task: ShardTask, progress: Progress | None = Non
     timers = [_Timer() for _ in chain.links]
     with ExitStack() as stack:
         writers = [stack.enter_context(shards.ShardWriter(link.output_dir, task.stem)) for link in chain.links]
-        stream: Iterator[Any] = _with_slot(_counted(inputs, [0], progress))
+        stream: Iterator[Any] = _counted(inputs, [0], progress)
+        if len(chain.links) > 1:  # a decoded image is handed to the next stages
+            stream = _with_slot(stream)
         passes = []
         for k, (link, module) in enumerate(zip(chain.links, modules)):
             consumed = [0]

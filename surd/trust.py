@@ -132,9 +132,15 @@ def inside_prefix(base: str, rel: str) -> str | None:
     return base.rstrip("/") + "/" + joined
 
 
+def is_safe_name(name: str) -> bool:
+    """Whether *name* can be one path component: letters, digits, ``._-``, starting with a letter or digit, no ``..``,
+    at most 128 characters."""
+    return bool(_NAME.match(name)) and ".." not in name
+
+
 def safe_name(name: str, what: str = "name") -> str:
-    """*name* when it can be one path component (letters, digits, ``._-``, no ``..``), else a ValueError saying so."""
-    if not _NAME.match(name) or set(name) == {"."} or ".." in name:
+    """*name* when it `is_safe_name`, else a ValueError saying what a name may hold."""
+    if not is_safe_name(name):
         raise ValueError(f"{what} {name!r} cannot be used as a folder name: use letters, digits, '.', '_' and '-' "
                          "(no '/', no '..', at most 128 characters, starting with a letter or digit)")
     return name

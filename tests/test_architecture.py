@@ -1,9 +1,12 @@
 """The package's shape, checked: imports only point down the layers, no import circles, registries name real code,
-and the only imports inside functions are of optional heavy dependencies (each with a comment saying so).
+the only imports inside functions are of optional heavy dependencies (each with a comment saying so), nothing is
+imported by a name computed at run time, module names say what they hold, and tests mirror the package.
 
-Layers, top to bottom (DESIGN.md): cli → commands → pipeline → runner → executors → task → the work
-(stages, sources, review, embed, adapter) → the ground floor (shards, files, images, fetch, models, ...).
-A module may import its own layer or any layer below; registry strings ("surd.stages.ingest") count as imports.
+Layers, top to bottom (the `LAYERS` table below; README "Architecture"): cli → commands → pipeline → runner →
+executors → task → the work (stages, sources, review, embed, adapter, eval, dedup, export) → the ground floor
+(shards, files, images, fetch, models, options, ...). A module may import its own layer or any layer below;
+relative imports are resolved, and registry strings ("surd.stages.ingest") and ``require("torch", …)`` count as
+imports. Every check here has a test beside it that feeds it a violation and sees it fail.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import re
 import sys
 from functools import cache
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import REPO
 
@@ -29,8 +34,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [  # top first
     ("work", ("surd.stages", "surd.sources", "surd.review", "surd.embed", "surd.adapter", "surd.eval", "surd.dedup",
               "surd.export")),
     ("ground", ("surd.registry", "surd.deps", "surd.files", "surd.sample", "surd.shards", "surd.images",
-                "surd.batching", "surd.fetch", "surd.models", "surd.storage", "surd.trust", "surd.integrity",
-                "surd.verify")),
+                "surd.batching", "surd.fetch", "surd.models", "surd.storage", "surd.options", "surd.trust",
+                "surd.integrity", "surd.audit")),
 ]
 ROOT_MODULE = "surd"  # the package itself (only __version__) belongs to the ground floor
 # Dependencies every install has (pyproject `dependencies`): import them at the top of the module.
@@ -56,24 +61,43 @@ def layer_of(name: str) -> int:
     for i, (_, prefixes) in enumerate(LAYERS):
         if any(name == p or name.startswith(p + ".") for p in prefixes):
             return i
-    raise AssertionError(f"{name} is in no layer: add it to LAYERS in {Path(__file__).name} (and to DESIGN's map)")
+    raise AssertionError(f"{name} is in no layer: add it to LAYERS in tests/{Path(__file__).name} (and to the "
+                         "README's Architecture map)")
 
 
-def _target(node: ast.ImportFrom, alias: ast.alias) -> str:
-    base = node.module or ""
+def absolute(node: ast.ImportFrom, importer: str) -> str:
+    """The module a ``from … import`` names, relative imports resolved against the importing module."""
+    if node.level == 0:
+        return node.module or ""
+    is_pkg = importer in packages()
+    base = importer.split(".")[: len(importer.split(".")) - node.level + (1 if is_pkg else 0)]
+    if not base:
+        raise AssertionError(f"{importer}: relative import beyond the top-level package")
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
+def _target(node: ast.ImportFrom, alias: ast.alias, importer: str = "") -> str:
+    base = absolute(node, importer)
     full = f"{base}.{alias.name}"
     return full if full in modules() else base
 
 
-def imports(tree: ast.Module, *, top_level_only: bool = False) -> list[tuple[str, ast.stmt]]:
-    """(imported module, statement) for every import, plus ``require("x", …)`` calls and registry strings."""
+@cache
+def packages() -> set[str]:
+    return {module_name(p) for p in PKG.rglob("__init__.py")}
+
+
+def imports(tree: ast.Module, *, top_level_only: bool = False, importer: str = "") -> list[tuple[str, ast.stmt]]:
+    """(imported module, statement) for every import (relative ones resolved against `importer`), plus
+    ``require("x", …)`` calls and registry strings."""
+    importer = importer or next((n for n, t in modules().items() if t is tree), "")
     found: list[tuple[str, ast.stmt]] = []
     nodes = tree.body if top_level_only else list(ast.walk(tree))
     for node in nodes:
         if isinstance(node, ast.Import):
             found += [(a.name, node) for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found += [(_target(node, a), node) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            found += [(_target(node, a, importer), node) for a in node.names]
         elif top_level_only and isinstance(node, (ast.Assign, ast.Expr)):
             for call in ast.walk(node):  # torch = require("torch", "adapter") at module level
                 if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "require" and call.args:
@@ -91,8 +115,76 @@ def imports(tree: ast.Module, *, top_level_only: bool = False) -> list[tuple[str
 def surd_edges() -> dict[str, set[str]]:
     edges: dict[str, set[str]] = {}
     for name, tree in modules().items():
-        edges[name] = {t for t, _ in imports(tree) if t in modules() and t != name}
+        edges[name] = {t for t, _ in imports(tree, importer=name) if t in modules() and t != name}
     return edges
+
+
+# The only modules that import by a name held in a variable: the registry (its targets are the literal strings the
+# registries are built from, checked below) and `require` (its callers pass literal module names, checked below).
+DYNAMIC_IMPORTERS = {"surd.registry", "surd.deps"}
+
+
+def computed_imports() -> list[str]:
+    """``importlib.import_module(x)`` / ``__import__(x)`` outside DYNAMIC_IMPORTERS, and ``require(x, …)`` or a
+    registry target that is not a literal string: imports this test could not follow."""
+    bad = []
+    for name, tree in modules().items():
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            fn = node.func
+            called = fn.attr if isinstance(fn, ast.Attribute) else getattr(fn, "id", "")
+            if called in ("import_module", "__import__") and name not in DYNAMIC_IMPORTERS:
+                bad.append(f"{name}:{node.lineno}: {called}() (name a module in a registry, or import it)")
+            elif called == "require" and not (node.args and isinstance(node.args[0], ast.Constant)):
+                bad.append(f"{name}:{node.lineno}: require() of a computed name (pass the module's name)")
+            elif called == "Registry" and len(node.args) > 1 and _literal_targets(node.args[1]) is None:
+                bad.append(f"{name}:{node.lineno}: a Registry whose targets are not literal strings")
+    return bad
+
+
+def _literal_targets(node: ast.expr) -> list[str] | None:
+    """A registry's targets when they are literal strings (``**dict.fromkeys((...), "target")`` included)."""
+    if not isinstance(node, ast.Dict):
+        return None
+    out = []
+    for key, value in zip(node.keys, node.values):
+        if key is None and isinstance(value, ast.Call) and getattr(value.func, "attr", "") == "fromkeys" \
+                and len(value.args) == 2 and isinstance(value.args[1], ast.Constant):
+            value = value.args[1]
+        if not (isinstance(value, ast.Constant) and isinstance(value.value, str)):
+            return None
+        out.append(value.value)
+    return out
+
+
+def test_nothing_is_imported_by_a_computed_name():
+    bad = computed_imports()
+    assert not bad, "imports this test cannot follow:\n  " + "\n  ".join(bad)
+
+
+def registry_targets() -> list[tuple[str, str]]:
+    """(registering module, "surd.x.y[:attr]") for every literal target of every Registry(...) in surd/."""
+    out = []
+    for name, tree in modules().items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "Registry" and len(node.args) > 1:
+                out += [(name, t) for t in _literal_targets(node.args[1]) or []]
+    return out
+
+
+def test_registries_name_real_code():
+    """Every registry target is a module of surd (and, after ':', a name that module defines at top level)."""
+    bad = []
+    for owner, target in registry_targets():
+        module, _, attr = target.partition(":")
+        tree = modules().get(module)
+        defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))} | {
+            t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)
+        } if tree is not None else set()
+        if tree is None or (attr and attr not in defined):
+            bad.append(f"{owner}: {target}")
+    assert registry_targets() and not bad, f"registry targets that name no code: {bad}"
 
 
 def test_every_module_has_a_layer():
@@ -107,37 +199,44 @@ def test_imports_point_down_the_layers():
 
 
 def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components with more than one module (Tarjan)."""
+    """Strongly connected components with more than one module (Tarjan's, iterative: no recursion limit)."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
     on: set[str] = set()
     out: list[list[str]] = []
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on.add(v)
-        for w in edges.get(v, ()):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
-            if len(comp) > 1:
-                out.append(sorted(comp))
-
-    for v in sorted(edges):
-        if v not in index:
-            visit(v)
+    for root in sorted(edges):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(edges.get(root, ()))))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on.add(root)
+        while work:
+            v, children = work[-1]
+            w = next(children, None)
+            if w is not None:
+                if w not in index:
+                    index[w] = low[w] = len(index)
+                    stack.append(w)
+                    on.add(w)
+                    work.append((w, iter(sorted(edges.get(w, ())))))
+                elif w in on:
+                    low[v] = min(low[v], index[w])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[v])
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on.discard(w)
+                    comp.append(w)
+                    if w == v:
+                        break
+                if len(comp) > 1:
+                    out.append(sorted(comp))
     return out
 
 
@@ -147,6 +246,9 @@ def test_no_import_circles():
 
 def test_cycle_finder_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"a"}}) == [] and _cycles({"x": {"y"}, "y": set()}) == []
+    chain = {f"m{i}": {f"m{i + 1}"} for i in range(5000)} | {"m5000": {"m0"}}  # deeper than Python's recursion
+    assert len(_cycles(chain)[0]) == 5001
 
 
 def _optional(top: str) -> bool:
@@ -155,10 +257,16 @@ def _optional(top: str) -> bool:
 
 @cache
 def heavy(name: str) -> bool:
-    """A surd module that imports an optional dependency when it is imported (directly or through surd modules)."""
-    for target, _ in imports(modules()[name], top_level_only=True):
-        if _optional(target.split(".")[0]) or (target in modules() and target != name and heavy(target)):
-            return True
+    """A surd module that imports an optional dependency when it is imported (directly or through surd modules);
+    walked with a visited set, so an import circle cannot recurse forever."""
+    seen, todo = {name}, [name]
+    while todo:
+        for target, _ in imports(modules()[todo.pop()], top_level_only=True):
+            if _optional(target.split(".")[0]):
+                return True
+            if target in modules() and target not in seen:
+                seen.add(target)
+                todo.append(target)
     return False
 
 
@@ -179,7 +287,7 @@ def test_function_level_imports_are_only_for_heavy_optional_dependencies():
         lines = path.read_text().splitlines()
         for node in _function_imports(tree):
             targets = [a.name for a in node.names] if isinstance(node, ast.Import) else [
-                _target(node, a) for a in node.names]
+                _target(node, a, name) for a in node.names]
             ok = all(_optional(t.split(".")[0]) or (t in modules() and heavy(t)) for t in targets)
             commented = "#" in lines[node.lineno - 1] or lines[node.lineno - 2].strip().startswith("#")
             if not (ok and commented):
@@ -196,25 +304,24 @@ NOT_A_MODULE = {  # tests of what is not a surd module: the package shape, the r
     "test_bench_gpu": "bench/gpu_stages.py", "test_sample_manifest": "manifests/sample and tools/sample_data",
 }
 COVERED_BY = {
-    "surd.adapter": "adapter/test_inference.py", "surd.adapter.checkpoint": "adapter/test_train.py",
+    "surd.adapter": "adapter/test_model.py", "surd.adapter.checkpoint": "adapter/test_train.py",
     "surd.adapter.config": "adapter/test_train.py", "surd.adapter.data": "adapter/test_train.py",
     "surd.adapter.features": "adapter/test_train.py", "surd.adapter.io": "adapter/test_model.py",
-    "surd.adapter.remote": "test_storage_s3.py",
-    "surd.commands.adapter": "test_cli.py", "surd.commands.caption": "stages/test_caption.py",
+    "surd.commands.adapter": "adapter/test_train.py", "surd.commands.caption": "stages/test_caption.py",
     "surd.commands.clip_filter": "stages/test_clip_filter.py",
-    "surd.commands.datasets": "test_cli.py", "surd.commands.dedup": "stages/test_dedup.py",
-    "surd.commands.embed": "stages/test_embed.py", "surd.commands.eval": "eval/test_run.py",
+    "surd.commands.inspect": "test_cli.py", "surd.commands.dedup": "stages/test_dedup.py",
+    "surd.commands.embed": "stages/test_embed.py", "surd.commands.eval": "eval/test_evaluate.py",
     "surd.commands.export": "export/test_imagefolder.py", "surd.commands.ingest": "stages/test_ingest_web.py",
     "surd.commands.review": "review/test_review.py", "surd.commands.run": "test_cli.py",
     "surd.commands.safety": "stages/test_safety.py",
     "surd.dedup.decide": "stages/test_dedup.py", "surd.dedup.index": "stages/test_dedup.py",
     "surd.embed.cache": "stages/test_embed.py", "surd.embed.core": "stages/test_embed.py",
-    "surd.embed.export": "stages/test_embed.py",
-    "surd.eval.answers": "eval/test_prompts.py", "surd.eval.compare": "eval/test_run.py",
-    "surd.eval.config": "eval/test_run.py", "surd.eval.generate": "eval/test_run.py",
-    "surd.eval.report": "eval/test_run.py", "surd.eval.results": "eval/test_run.py",
-    "surd.eval.score": "eval/test_run.py",
-    "surd.executors.local": "test_runner.py",
+    "surd.embed.prompt2vec": "stages/test_embed.py",
+    "surd.eval.answers": "eval/test_prompts.py",
+    "surd.eval.config": "eval/test_evaluate.py", "surd.eval.generate": "eval/test_evaluate.py",
+    "surd.eval.report": "eval/test_evaluate.py", "surd.eval.results": "eval/test_evaluate.py",
+    "surd.eval.score": "eval/test_evaluate.py",
+    "surd.executors.local": "executors/test_executors.py",
     "surd.fetch": "fetch/test_local.py", "surd.fetch.archive": "sources/test_diffusiondb.py",
     "surd.fetch.probe": "sources/test_web_state.py", "surd.fetch.remote": "test_storage_s3.py",
     "surd.fetch.result": "fetch/test_local.py",
@@ -223,14 +330,77 @@ COVERED_BY = {
     "surd.models.vqa": "eval/test_quality.py",
     "surd.review.access": "review/test_server_team.py", "surd.review.agreement": "review/test_server_team.py",
     "surd.review.journal": "review/test_server_team.py", "surd.review.progress": "review/test_server_team.py",
-    "surd.review.decisions": "review/test_review.py", "surd.review.export": "review/test_review.py",
+    "surd.review.decisions": "review/test_review.py", "surd.review.exporter": "review/test_review.py",
     "surd.review.labelstudio": "review/test_review.py",
     "surd.review.records": "review/test_review.py", "surd.review.site": "review/test_server_team.py",
-    "surd.sources": "stages/test_contract.py",
-    "surd.sources.tables": "stages/test_ingest.py", "surd.sources.rows": "sources/test_plan.py",
+    "surd.sources": "stages/test_contract.py", "surd.sources.rows": "sources/test_plan.py",
     "surd.sources.sdonline_html": "sources/test_sdonline.py",
     "surd.stages": "stages/test_contract.py", "surd.stages.review": "review/test_review.py",
 }
+
+
+def command_names(name: str) -> set[str]:
+    """The command names a command module registers: ``app.command("x")``, ``….command("x")``, ``add_typer(…,
+    name="x")`` and the group commands of its typer apps."""
+    out = set()
+    for node in ast.walk(modules()[name]):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ("command", "add_typer"):
+            out |= {a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)}
+            out |= {k.value.value for k in node.keywords if k.arg == "name" and isinstance(k.value, ast.Constant)}
+    return out
+
+
+@cache
+def _real_edges() -> dict[str, set[str]]:
+    return surd_edges()
+
+
+def covers(test: ast.Module, name: str) -> bool:
+    """Whether a test module exercises surd module `name`: it imports it (or something from it) or a module that
+    imports it directly (one hop: the test drives it through its one caller), or, for a command module, it imports
+    the CLI and invokes one of the module's commands by name."""
+    imported = set()
+    for node in ast.walk(test):
+        if isinstance(node, ast.Import):
+            imported |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    if name in imported or any(name in _real_edges().get(m, ()) for m in imported if m.startswith("surd.")
+                               and not m.startswith(("surd.cli", "surd.commands", "surd.pipeline"))):
+        return True
+    if name.startswith("surd.commands.") and imported & {"surd.cli", "surd.cli.app", "surd.cli.main"}:
+        strings = {n.value for n in ast.walk(test) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+        return bool(command_names(name) & strings)
+    return False
+
+
+ROLE_FOLDERS = {"commands", "stages", "sources", "executors", "fetch", "models"}  # a module named after its thing
+ROLE_NAMES = {"config"}  # <package>/config.py: that package's configuration
+
+
+def unclear_names(paths: list[Path]) -> list[str]:
+    """Module names that do not say what the module holds: a name used twice outside the role folders (the folder
+    must say the role: commands/caption.py is the command of stages/caption.py), and a command module named after
+    neither a command it registers nor the package it fronts."""
+    by_name: dict[str, list[Path]] = {}
+    for p in paths:
+        if p.stem != "__init__":
+            by_name.setdefault(p.stem, []).append(p)
+    bad = [f"{stem}.py: {', '.join(str(p.relative_to(PKG)) for p in ps)}" for stem, ps in sorted(by_name.items())
+           if len(ps) > 1 and stem not in ROLE_NAMES and any(p.parent.name not in ROLE_FOLDERS for p in ps)]
+    for p in paths:
+        name = module_name(p)
+        if p.parent.name == "commands" and p.stem not in ("__init__", "common"):
+            fronts = {m.split(".")[1] for m in modules() if m.count(".") >= 1} | {
+                m.rsplit(".", 1)[1] for m in modules() if m.startswith("surd.stages.")}
+            if p.stem.replace("_", "-") not in command_names(name) and p.stem not in fronts:
+                bad.append(f"commands/{p.name}: registers {sorted(command_names(name))}, named after none of them")
+    return bad
+
+
+def test_module_names_say_what_they_hold():
+    bad = unclear_names(sorted(PKG.rglob("*.py")))
+    assert not bad, "rename these (the folder or the file must say the role):\n  " + "\n  ".join(bad)
 
 
 def _tested_module(test: Path) -> str | None:
@@ -261,12 +431,88 @@ def test_every_module_with_logic_has_a_test_module():
         if not any(isinstance(n, (ast.FunctionDef, ast.ClassDef)) for n in tree.body) or name in own:
             continue
         where = COVERED_BY.get(name)
-        # The covering test must name the module, or one of its functions/classes (commands: the command name).
-        words = {name.rsplit(".", 1)[-1]} | {n.name.removesuffix("_cmd") for n in tree.body
-                                              if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name[0] != "_"}
-        text = (ROOT / "tests" / where).read_text() if where and (ROOT / "tests" / where).is_file() else ""
-        if not any(re.search(rf"\b{re.escape(w)}\b", text) for w in words):
+        test = ROOT / "tests" / where if where else None
+        if test is None or not test.is_file() or not covers(ast.parse(test.read_text()), name):
             missing.append(f"{name} (covered by: {where})")
     assert not missing, "modules with logic and no test module (add one, or name it in COVERED_BY):\n  " + \
         "\n  ".join(missing)
     assert not set(COVERED_BY) & own, f"COVERED_BY names modules that have their own tests: {set(COVERED_BY) & own}"
+
+
+# ------------------------------------------------------------------- each check, fed a violation, fails
+
+
+@pytest.fixture
+def fake_package(monkeypatch):
+    """Replace the package the checks read with a few modules of source text."""
+
+    def use(sources: dict[str, str]) -> None:
+        trees = {name: ast.parse(text) for name, text in sources.items()}
+        monkeypatch.setattr(sys.modules[__name__], "modules", lambda: trees)
+        monkeypatch.setattr(sys.modules[__name__], "packages",
+                            lambda: {n for n in trees if any(m.startswith(n + ".") for m in trees)})
+        heavy.cache_clear()
+
+    yield use
+    heavy.cache_clear()
+
+
+def test_a_relative_import_up_the_layers_is_caught(fake_package):
+    fake_package({"surd.stages": "", "surd.stages.x": "from ..commands import common\n", "surd.commands": "",
+                  "surd.commands.common": "", "surd.runner": "from .stages import x\n"})
+    edges = surd_edges()
+    assert edges["surd.stages.x"] == {"surd.commands.common"} and edges["surd.runner"] == {"surd.stages.x"}
+    with pytest.raises(AssertionError, match=r"surd.stages.x \(work\) imports surd.commands.common \(commands\)"):
+        test_imports_point_down_the_layers()
+
+
+def test_a_circle_through_relative_imports_is_caught(fake_package):
+    fake_package({"surd.fetch": "", "surd.fetch.a": "from . import b\n", "surd.fetch.b": "from .a import f\n"})
+    with pytest.raises(AssertionError, match="import circles"):
+        test_no_import_circles()
+    assert heavy("surd.fetch.a") is False  # a circle does not recurse forever
+
+
+def test_computed_imports_and_registries_are_caught(fake_package):
+    fake_package({"surd.stages": "", "surd.stages.x": "import importlib\nimportlib.import_module(name)\n",
+                  "surd.stages.y": "__import__('os')\nrequire(name, 'x')\n",
+                  "surd.stages.z": "R = Registry('k', {'a': 'surd.nowhere'})\nS = Registry('k', targets)\n"})
+    bad = "\n".join(computed_imports())
+    assert "surd.stages.x:2: import_module()" in bad and "surd.stages.y:1: __import__()" in bad
+    assert "surd.stages.y:2: require() of a computed name" in bad and "surd.stages.z:2: a Registry" in bad
+    with pytest.raises(AssertionError, match="surd.stages.z: surd.nowhere"):
+        test_registries_name_real_code()
+
+
+def test_an_unmarked_function_level_import_is_caught(fake_package, tmp_path, monkeypatch):
+    fake_package({"surd.stages": "", "surd.stages.x": "def f():\n    import json\n"})
+    monkeypatch.setattr(sys.modules[__name__], "PKG", tmp_path / "surd")
+    (tmp_path / "surd" / "stages").mkdir(parents=True)
+    (tmp_path / "surd" / "stages" / "__init__.py").write_text("")
+    (tmp_path / "surd" / "stages" / "x.py").write_text("def f():\n    import json\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    with pytest.raises(AssertionError, match="import json  \\(not an optional heavy dependency\\)"):
+        test_function_level_imports_are_only_for_heavy_optional_dependencies()
+
+
+def test_unclear_module_names_are_caught(tmp_path, monkeypatch):
+    for rel in ("review/export.py", "embed/export.py", "commands/export.py", "commands/datasets.py",
+                "stages/caption.py", "commands/caption.py", "adapter/config.py", "eval/config.py"):
+        (tmp_path / "surd" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "surd" / rel).write_text("")
+    (tmp_path / "surd" / "commands" / "datasets.py").write_text("app.command('stats')(f)\napp.command('inspect')(g)\n")
+    (tmp_path / "surd" / "commands" / "export.py").write_text("app.add_typer(export_app, name='export')\n")
+    monkeypatch.setattr(sys.modules[__name__], "PKG", tmp_path / "surd")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    monkeypatch.setattr(sys.modules[__name__], "modules",
+                        lambda: {module_name(p): ast.parse(p.read_text()) for p in (tmp_path / "surd").rglob("*.py")})
+    bad = unclear_names(sorted((tmp_path / "surd").rglob("*.py")))
+    assert bad == ["export.py: commands/export.py, embed/export.py, review/export.py",
+                   "commands/datasets.py: registers ['inspect', 'stats'], named after none of them"]
+
+
+def test_coverage_needs_an_import_not_a_matching_word():
+    assert covers(ast.parse("from surd.review.exporter import export_review"), "surd.review.exporter")
+    assert not covers(ast.parse("# export_review is tested elsewhere\nx = 'export_review'"), "surd.review.exporter")
+    assert covers(ast.parse("from surd.cli import app\nrun(app, ['caption', 'x'])"), "surd.commands.caption")
+    assert not covers(ast.parse("from surd.cli import app\nrun(app, ['dedup'])"), "surd.commands.caption")

@@ -141,7 +141,7 @@ CASES = [
     Case("manifest image outside its folder", manifest_outside, 0, "outside_root: 2"),
     Case("manifest image outside, root allowed", manifest_outside_allowed, 0, "1 kept of 2", absent="outside_root"),
     Case("symlink out of an ingested folder", folder_symlink_out, 0, "outside_root: 1"),
-    Case("pipeline name with ..", pipeline_name_escapes, 2, "name '../../escaped' cannot be used as a folder name"),
+    Case("pipeline name with ..", pipeline_name_escapes, 2, "name must be a plain folder name"),
     Case("stage input with an unfinished shard", unfinished_input, 2, "00001.tar has no stats marker"),
     Case("stage input cut between two members", truncated_input, 2, "00000.tar does not match its stats marker (size"),
     Case("stage input with a flipped byte", flipped_input, 1, "00001.tar does not match its stats marker (sha256"),

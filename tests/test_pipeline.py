@@ -27,14 +27,17 @@ def _write(tmp_path, **top) -> str:
 
 def test_the_file_holds_the_cluster_settings(tmp_path):
     pipe = load_pipeline(_write(tmp_path, runs_dir="s3://bucket/runs", executor="ray", address="auto", workers=8))
-    assert (pipe.runs_dir, pipe.executor, pipe.address, pipe.workers) == ("s3://bucket/runs", "ray", "auto", 8)
+    st = pipe.settings
+    assert (st.runs_dir, st.executor, st.address, st.workers) == ("s3://bucket/runs", "ray", "auto", 8)
     assert pipe.steps[1].resources == {"num_gpus": 1.0, "num_cpus": 2.0} and pipe.steps[0].resources is None
 
 
 @pytest.mark.parametrize("top, message", [
     ({"executor": "slurm"}, "executor must be one of local, ray"),
-    ({"workers": 0}, "workers must be a whole number >= 1"),
-    ({"address": 12}, "address must be a string"),
+    ({"workers": 0}, "workers must be >= 1"),
+    ({"workers": "8"}, "workers must be a whole number or nothing"),
+    ({"workers": 0, "runs": "x", "fuse": "yes"}, r"(?s)3 problem\(s\).*unknown top-level key\(s\) runs.*fuse must be true or false.*workers must be >= 1"),
+    ({"address": 12}, "address must be a string or nothing"),
 ])
 def test_bad_settings_name_the_fix(tmp_path, top, message):
     with pytest.raises(ValueError, match=message):

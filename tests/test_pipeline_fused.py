@@ -196,7 +196,7 @@ def test_the_file_and_step_settings_split_groups(tmp_path):
                                                                                ["clip_filter"]]
     doc["fuse"] = False
     (tmp_path / "b.yaml").write_text(yaml.safe_dump(doc))
-    assert load_pipeline(tmp_path / "b.yaml").fuse is False
+    assert load_pipeline(tmp_path / "b.yaml").settings.fuse is False
     doc["fuse"] = "yes"
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(doc))
     with pytest.raises(ValueError, match="fuse must be true or false"):

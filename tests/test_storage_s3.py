@@ -205,7 +205,7 @@ def test_review_export_and_stats_read_s3(s3_run, bucket, tmp_path):
     from typer.testing import CliRunner
 
     from surd.cli import app
-    from surd.review.export import ExportConfig, export_review
+    from surd.review.exporter import ExportConfig, export_review
 
     dataset = f"{bucket}/runs/sample/{stage_dir('clip_filter')}"
     res = export_review(dataset, bucket + "/review", ExportConfig(format="csv"), progress=False)

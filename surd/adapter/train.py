@@ -27,8 +27,8 @@ from surd.adapter.features import (
     compute_features,
     sample_latents,
 )
+from surd.adapter.mirror import pull, push
 from surd.adapter.model import SURAdapter, distillation_loss
-from surd.adapter.remote import pull, push
 from surd.deps import require
 from surd.models.sd import SDComponents, load_sd
 
@@ -192,7 +192,7 @@ def _feature_source(cfg: TrainConfig, s: dict[str, Any], resolution: int) -> Any
 
 def train_adapter(cfg: TrainConfig) -> Path | str:
     """Run (or resume, with ``cfg.resume``) a training run; returns ``cfg.out`` holding the final adapter."""
-    if storage.is_remote(cfg.out):  # an object store: train in a local mirror, then publish (surd.adapter.remote)
+    if storage.is_remote(cfg.out):  # an object store: train in a local mirror, then publish (surd.adapter.mirror)
         local = pull(cfg.out)
         train_adapter(dataclasses.replace(cfg, out=str(local)))
         push(local, cfg.out)

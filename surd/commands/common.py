@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
+import inspect
+import os
+from collections.abc import Callable
 from typing import Any
 
 import typer
 
-from surd.runner import RunResult, run_stage
+from surd.models import DEVICE_HELP, DTYPE_HELP
+from surd.options import Param, build, cli_params, make_command, values_from
+from surd.runner import RunResult, RunSettings, run_stage
+from surd.stages import build_config, get_stage
 
 IN = typer.Argument(..., help="Input dataset directory (shards of the previous stage).")
-OUT = typer.Option(..., "--out", "-o", help="Output dataset directory.")
-WORKERS = typer.Option(None, "--workers", "-w", show_default=False,
-                       help="Worker processes [default: 1 = run in this process; on Ray, as many as the cluster "
-                       "holds].")
-RETRIES = typer.Option(2, help="Retries of a failed shard before it is reported as failed.")
-EXECUTOR = typer.Option(None, show_default=False, help="local (this machine, the default) or ray (a Ray cluster).")
-ADDRESS = typer.Option(None, help="Ray cluster address for --executor ray, e.g. auto.")
-DEVICE = typer.Option("auto", help="auto (cuda, then mps, then cpu), or a torch device such as cuda:1.")
-DTYPE = typer.Option("auto", help="auto (bf16/fp16 on GPU, fp32 on CPU), fp32, fp16 or bf16.")
-DECODE_THREADS = typer.Option(2, "--decode-threads", help="Image decoding threads per worker, overlapped with the model.")
+OUT = typer.Option(..., "--out", "-o", help="Output dataset directory (or URL); rerun the same command to resume.")
+DEVICE = typer.Option("auto", help=DEVICE_HELP)
+DTYPE = typer.Option("auto", help=DTYPE_HELP)
+RUN_PARAMS = cli_params(RunSettings)  # --workers, --retries, --executor, --address: every stage command's
 # The review server's address and access (`surd review serve`, `surd eval study serve`).
 HOST = typer.Option("127.0.0.1", help="Address to bind; anything but loopback needs a token (made for you).")
 TOKEN = typer.Option("", help="Token every user of the page must present (default: a random one beyond loopback).")
 NO_AUTH = typer.Option(False, "--no-auth", help="Serve beyond loopback without a token (trusted networks).")
+
+
+USER_ERRORS = (ValueError, FileNotFoundError, KeyError, ImportError, ConnectionError)  # bad input or environment
+
+
+def user_error_message(e: BaseException) -> str:
+    """The line a user sees for a bad-input error (a KeyError's repr quotes; its argument does not)."""
+    return str(e.args[0] if isinstance(e, KeyError) and e.args else e)
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -50,8 +58,50 @@ def report(result: RunResult) -> None:
         raise typer.Exit(1)
 
 
-def run_and_report(stage: str, cfg: Any, out: str, input_dir: str | None, *, workers: int | None = None,
-                   retries: int = 2, executor: str | None = None, address: str | None = None) -> None:
+def run_and_report(stage: str, cfg: Any, out: str, input_dir: str | None, settings: RunSettings | None = None) -> None:
     """The body of every stage command: run the stage over all shards, then report."""
-    report(run_stage(stage, cfg, out, input_dir, workers=workers, retries=retries, executor=executor or "local",
-                     address=address))
+    st = settings or RunSettings()
+    report(run_stage(stage, cfg, out, input_dir, workers=st.workers, retries=st.retries,
+                     executor=st.executor or "local", address=st.address))
+
+
+def _param(name: str, info: Any, annotation: Any = str) -> Param:
+    return Param(name, name, inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info,
+                                               annotation=annotation))
+
+
+IN_PARAM = _param("input_dir", IN)
+OUT_PARAM = _param("out", OUT)
+
+
+def stage_command(stage: str, doc: str) -> Callable[..., None]:
+    """The command of a per-shard stage, derived from its Config: INPUT_DIR, --out, one option per config field
+    (`surd.options.cli_params`: name, type, default, help and checks as the field declares them) and the run
+    options. Nothing is restated: adding a field to the Config adds the option."""
+    module = get_stage(stage)
+    params = cli_params(module.Config)
+
+    def body(given: dict[str, Any]) -> None:
+        cfg = build_config(module, values_from(module.Config, params, given))
+        run_and_report(stage, cfg, given["out"], given["input_dir"], run_settings(given))
+
+    return make_command([IN_PARAM, OUT_PARAM, *params, *RUN_PARAMS], guarded(body), doc, f"{stage}_cmd")
+
+
+def guarded(body: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    """A command body whose bad-input errors print one line and exit 2 (``SURD_DEBUG=1`` shows the traceback)."""
+
+    def run(given: dict[str, Any]) -> None:
+        try:
+            body(given)
+        except USER_ERRORS as e:
+            if os.environ.get("SURD_DEBUG"):
+                raise
+            fail(user_error_message(e))
+
+    return run
+
+
+def run_settings(given: dict[str, Any]) -> RunSettings:
+    """The run options a derived command was given."""
+    return build(RunSettings, values_from(RunSettings, RUN_PARAMS, given), "run options")

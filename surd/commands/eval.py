@@ -10,8 +10,8 @@ import typer
 from surd.commands.common import DEVICE, DTYPE, HOST, NO_AUTH, TOKEN, fail
 from surd.eval.compare import compare_runs, format_text
 from surd.eval.config import EvalConfig, MetricModels
+from surd.eval.evaluate import load_config, run_eval, write_outputs
 from surd.eval.prompts import load_prompt_set
-from surd.eval.run import load_config, run_eval, write_outputs
 from surd.eval.study import StudyConfig, StudyState, export_study, import_answers
 from surd.review.records import DecisionError
 from surd.review.server import ServeConfig, serve

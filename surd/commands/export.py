@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from surd.embed.export import export_prompt2vec
+from surd.embed.prompt2vec import export_prompt2vec
 from surd.export.imagefolder import ExportConfig, export_imagefolder
 
 export_app = typer.Typer(help="Export a dataset to other tools' formats.\n\n"

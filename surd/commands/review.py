@@ -12,7 +12,7 @@ import typer
 from surd import storage
 from surd.commands.common import HOST, NO_AUTH, TOKEN, fail, run_and_report
 from surd.review.agreement import CONFLICT_RULES, Agreement
-from surd.review.export import ExportConfig, export_review
+from surd.review.exporter import ExportConfig, export_review
 from surd.review.importer import ImportPlan, plan_import
 from surd.review.journal import JournalError, rebuild_snapshot
 from surd.review.progress import site_status, total_status

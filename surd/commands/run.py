@@ -1,35 +1,36 @@
-"""`surd run pipelines/<name>.yaml`: every step of a pipeline file, finished shards skipped."""
+"""`surd run pipelines/<name>.yaml`: every step of a pipeline file, finished shards skipped.
+
+Its run flags are the pipeline file's top-level settings (`surd.pipeline.PipelineSettings`), derived from that
+one definition: a flag given here overrides the file's value.
+"""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from typing import Any
 
 import typer
 
-from surd.commands.common import ADDRESS, EXECUTOR, RETRIES, WORKERS, report
-from surd.pipeline import run_pipeline
+from surd.commands.common import _param, guarded, report
+from surd.options import cli_params, make_command, values_from
+from surd.pipeline import PipelineSettings, run_pipeline
 from surd.runner import RunResult
 
+DOC = """Run every stage of a pipeline file; rerunning skips finished shards. runs_dir, executor, address, workers,
+retries and fuse may be set in the file (a cluster run then needs no flags); flags given here override them. The
+whole file is checked before anything runs.
 
-def run_cmd(
-    pipeline: Path = typer.Argument(..., help="Pipeline file: an ordered list of {stage, config}."),
-    runs_dir: str = typer.Option(None, show_default=False, help="Where <name>/<NN>_<stage>/ are written: a path "
-                                 "or URL (s3://bucket/runs) [default: the file's runs_dir, else runs].",),
-    until: str = typer.Option(None, help="Stop after this stage (e.g. clip_filter, to review before going on)."),
-    workers: int = WORKERS, retries: int = RETRIES, executor: str = EXECUTOR, address: str = ADDRESS,
-    fuse: bool = typer.Option(None, "--fuse/--no-fuse", show_default=False,
-                              help="Run consecutive per-shard stages (caption, clip_filter, safety, ...) over each "
-                              "shard in one pass: the same outputs, each image decoded once [default: the file's "
-                              "fuse, else on]."),
-) -> None:
-    """Run every stage of a pipeline file; rerunning skips finished shards. runs_dir, executor, address, workers
-    and fuse may be set in the file (a cluster run then needs no flags); flags given here override them.
+Example: surd run pipelines/sample.yaml --workers 2
+"""
 
-    Example: surd run pipelines/sample.yaml --workers 2
-    """
-    for step, res in run_pipeline(pipeline, runs_dir, workers=workers, executor=executor, address=address,
-                                  retries=retries, until=until, fuse=fuse):
+SETTINGS = cli_params(PipelineSettings, unset=True)  # not given: the file's value, else the field's default
+
+
+def _body(given: dict[str, Any]) -> None:
+    over = values_from(PipelineSettings, SETTINGS, given)
+    for step, res in run_pipeline(given["pipeline"], over.get("runs_dir"), workers=over.get("workers"),
+                                  executor=over.get("executor"), address=over.get("address"),
+                                  retries=over.get("retries"), until=given["until"], fuse=over.get("fuse")):
         typer.echo(f"[{step.dirname}]")
         if isinstance(res, RunResult):
             report(res)
@@ -37,6 +38,13 @@ def run_cmd(
             typer.echo(json.dumps(res, indent=2, default=str))
 
 
+PARAMS = [
+    _param("pipeline", typer.Argument(..., help="Pipeline file: an ordered list of {stage, config}.")),
+    _param("until", typer.Option(None, help="Stop after this stage (e.g. clip_filter, to review before going on).")),
+    *SETTINGS,
+]
+
+
 def register(app: typer.Typer) -> None:
     """Add `surd run`."""
-    app.command("run")(run_cmd)
+    app.command("run")(make_command(PARAMS, guarded(_body), DOC, "run_cmd"))

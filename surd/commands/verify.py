@@ -7,8 +7,8 @@ import json
 import typer
 
 from surd import storage
+from surd.audit import verify_run
 from surd.commands.common import fail
-from surd.verify import verify_run
 
 
 def verify_cmd(

@@ -6,6 +6,6 @@
 
 from surd.embed.cache import EmbedCache
 from surd.embed.core import Embedder, Embedding, EmbedSettings
-from surd.embed.export import export_prompt2vec, load_prompt2vec
+from surd.embed.prompt2vec import export_prompt2vec, load_prompt2vec
 
 __all__ = ["EmbedCache", "EmbedSettings", "Embedder", "Embedding", "export_prompt2vec", "load_prompt2vec"]

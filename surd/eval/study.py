@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from surd.eval.config import BASELINE
+from surd.eval.evaluate import STUDY_RESULTS_NAME, load_config, write_outputs
 from surd.eval.generate import image_path, seeds
 from surd.eval.prompts import load_prompt_set
-from surd.eval.run import STUDY_RESULTS_NAME, load_config, write_outputs
 from surd.eval.stats import preference
 from surd.files import write_json_atomic
-from surd.review.export import _js
+from surd.review.exporter import _js
 from surd.review.records import DecisionError
 from surd.review.server import ServeConfig, SiteState
 

@@ -1,6 +1,7 @@
 """Executors schedule shard tasks: ``local`` (in-process or a process pool, the default) and ``ray`` (a cluster).
 
-They only schedule: the runner plans the tasks and skips done shards; `surd.task.process_shard` does one shard.
+They only schedule: the runner plans the tasks and skips done shards; `surd.task.process` runs one shard through a
+chain of stages, and `surd.task.Failures` is the failure policy every executor applies.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from surd.registry import Registry
-from surd.task import ShardTask
+from surd.task import Chain, ShardTask
 
 EXECUTORS = Registry("executor", {
     "local": "surd.executors.local:LocalExecutor",
@@ -25,7 +26,7 @@ class Executor(Protocol):
     ``workers`` None means the executor's default (1 locally; on Ray, as many workers as the cluster holds);
     ``resources`` (``num_cpus``, ``num_gpus``) size one worker where the executor can (Ray)."""
 
-    def run(self, stage: str, cfg: Any, output_dir: str, tasks: list[ShardTask], retries: int,
+    def run(self, chain: Chain, tasks: list[ShardTask], retries: int,
             progress: Callable[[int], None]) -> Iterator[Outcome]: ...
 
 

@@ -14,20 +14,20 @@ import logging
 import math
 import os
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from surd.deps import require
 from surd.models import ModelCache
-from surd.task import ShardTask, format_error, is_fatal, not_run, process_shard
+from surd.task import Chain, Failures, ShardTask, not_run, process
 
 STALL_SECONDS = 600.0  # no worker could start for this long: the cluster lacks the resources a worker asks for
 log = logging.getLogger(__name__)
 
 
-def _run_shard(stage: str, cfg: Any, output_dir: str, task: ShardTask) -> dict:
-    return process_shard(stage, cfg, output_dir, task)
+def _run_shard(chain: Chain, task: ShardTask) -> dict:
+    return process(chain, task)
 
 
 class ShardWorker:
@@ -39,8 +39,8 @@ class ShardWorker:
     def ready(self) -> int:
         return os.getpid()
 
-    def run(self, stage: str, cfg: Any, output_dir: str, task: ShardTask) -> dict:
-        stats = process_shard(stage, cfg, output_dir, task)
+    def run(self, chain: Chain, task: ShardTask) -> dict:
+        stats = process(chain, task)
         self.shards += 1
         return stats
 
@@ -85,17 +85,17 @@ class RayExecutor:
     def _options(self) -> dict[str, Any]:
         return {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus, "scheduling_strategy": "SPREAD"}
 
-    def run(self, stage: str, cfg: Any, output_dir: str, tasks: list[ShardTask], retries: int,
+    def run(self, chain: Chain, tasks: list[ShardTask], retries: int,
             progress: Callable[[int], None]) -> Iterator[tuple[ShardTask, dict | None, str | None]]:
+        """Progress is counted when a shard comes back done (a failed attempt counts nothing)."""
         if self.use_actors:
-            yield from self._run_actors(stage, cfg, output_dir, tasks, retries, progress)
+            yield from self._run_actors(chain, tasks, Failures(retries), progress)
         else:
-            yield from self._run_tasks(stage, cfg, output_dir, tasks, retries, progress)
+            yield from self._run_tasks(chain, tasks, Failures(retries), progress)
 
-    def _run_tasks(self, stage, cfg, output_dir, tasks, retries, progress):
+    def _run_tasks(self, chain, tasks, failures, progress):
         ray = self.ray
         remote = ray.remote(max_retries=0, **self._options())(_run_shard)
-        failures = _Failures(retries)
         queue = deque(tasks)
         running: dict[Any, ShardTask] = {}
         while queue or running:
@@ -105,7 +105,7 @@ class RayExecutor:
                 continue
             while queue and len(running) < self.workers:
                 task = queue.popleft()
-                running[remote.remote(stage, cfg, output_dir, task)] = task
+                running[remote.remote(chain, task)] = task
             ready, _ = ray.wait(list(running), num_returns=1)
             task = running.pop(ready[0])
             try:
@@ -121,10 +121,9 @@ class RayExecutor:
             progress(task.n_in)
             yield task, stats, None
 
-    def _run_actors(self, stage, cfg, output_dir, tasks, retries, progress):
+    def _run_actors(self, chain, tasks, failures, progress):
         ray = self.ray
         actor_cls = ray.remote(max_restarts=0, max_task_retries=0, **self._options())(ShardWorker)
-        failures = _Failures(retries)
         queue = deque(tasks)
         starting: dict[Any, Any] = {}  # ready() ref → actor not yet placed and started
         idle: list[Any] = []
@@ -148,7 +147,7 @@ class RayExecutor:
                 while queue and idle:
                     actor = idle.pop()
                     task = queue.popleft()
-                    running[actor.run.remote(stage, cfg, output_dir, task)] = (task, actor)
+                    running[actor.run.remote(chain, task)] = (task, actor)
                 ready, _ = ray.wait([*running, *starting], num_returns=1, timeout=10.0)
                 if not ready:
                     if not running and time.monotonic() - last_progress > STALL_SECONDS:
@@ -195,19 +194,3 @@ class RayExecutor:
             return list(self.ray.get([a.report.remote() for a in actors], timeout=60))
         except Exception:  # reports are for inspection only; never fail a finished stage over them
             return []
-
-
-class _Failures:
-    """Counts attempts per shard; decides retry (None) or the error to report, and remembers a fatal error."""
-
-    def __init__(self, retries: int) -> None:
-        self.retries = retries
-        self.attempts: Counter[str] = Counter()
-        self.fatal: str | None = None
-
-    def record(self, task: ShardTask, cause: BaseException) -> str | None:
-        self.attempts[task.stem] += 1
-        if is_fatal(cause):
-            self.fatal = self.fatal or format_error(cause)
-            return format_error(cause)
-        return None if self.attempts[task.stem] <= self.retries else format_error(cause)

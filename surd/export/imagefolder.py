@@ -26,7 +26,7 @@ from typing import Any
 from tqdm import tqdm
 
 from surd import shards
-from surd.embed.export import export_prompt2vec
+from surd.embed.prompt2vec import export_prompt2vec
 
 IMAGE_MEMBERS = ("jpg", "png", "webp")
 COLUMNS = ("file_name", "text", "prompt", "negative_prompt", "key", "source", "source_id", "license", "provenance")

@@ -39,6 +39,7 @@ from surd.fetch.policy import (
 )
 from surd.fetch.result import FetchError
 from surd.fetch.robots import RobotsCache
+from surd.options import config, option
 
 USER_AGENT = f"surd/{__version__} (+https://github.com/surd-dev/surd)"
 _OCTET_TYPES = ("application/octet-stream", "binary/octet-stream", "application/x-octet-stream", "")
@@ -48,25 +49,33 @@ _WHOLE = 4 * _CHUNK  # bodies of known length up to this are read at once
 DNS_TTL = 60.0
 
 
-@dataclass(frozen=True)
+@config
 class DownloadConfig:
     """How images (and source API pages) are fetched. One instance per ingest run (`download:` in the config)."""
 
-    threads: int = 16  # concurrent requests per worker process
-    timeout: float = 20.0  # seconds for connect, for each read, and for a whole attempt
-    retries: int = 3  # extra attempts after the first, for 408/429/5xx/timeouts/connection errors
-    backoff_base: float = 1.0  # first backoff ceiling in seconds; doubles per attempt, full jitter
-    backoff_max: float = 30.0
-    max_retry_after: float = 120.0  # a Retry-After longer than this gives up instead of waiting
-    rate_limit: float = 10.0  # requests per second per host and worker process; 0 = unlimited
-    max_bytes: int = 64 * 1024 * 1024
-    max_redirects: int = 5
-    allow_private: bool = False  # let URLs reach loopback/private/link-local addresses (SSRF guard off)
-    allowed_networks: tuple[str, ...] = ()  # CIDRs exempt from the SSRF guard, e.g. ("127.0.0.0/8",)
-    respect_opt_out: bool = True  # honour X-Robots-Tag: noai / noimageai
-    respect_robots: bool = True  # honour robots.txt (fetched once per host and run; see surd.fetch.robots)
-    user_agent: str = USER_AGENT
-    cache_dir: str = ""  # where large remote files (DiffusionDB zips, parquet) are cached; "" = ~/.cache/surd
+    threads: int = option(16, help='Concurrent downloads per worker process.', ge=1)
+    timeout: float = option(20.0, help='Seconds for connecting, for each read, and for one whole attempt.', gt=0)
+    retries: int = option(3, ge=0, flag="--download-retries",
+                         help='Extra attempts on 408/429/5xx, timeouts and resets.')
+    backoff_base: float = option(1.0, help='First backoff ceiling in seconds; doubles per attempt, full jitter.', ge=0)
+    backoff_max: float = option(30.0, help='Longest backoff in seconds.', ge=0)
+    max_retry_after: float = option(120.0, ge=0,
+                                   help='A Retry-After longer than this (seconds) gives up instead of waiting.')
+    rate_limit: float = option(10.0, help='Requests per second per host, all workers together (0 = no limit).', ge=0)
+    max_bytes: int = option(64 * 1024 * 1024, help='Largest body accepted, in bytes.', gt=0)
+    max_redirects: int = option(5, help='Redirects followed per request.', ge=0)
+    allow_private: bool = option(False, flag="--allow-private-addresses",
+                                help='Let URLs reach loopback/private/link-local addresses (turns the SSRF guard off).')
+    allowed_networks: tuple[str, ...] = option((), flag="--allowed-network",
+                                              help='CIDRs exempt from the SSRF guard, e.g. 127.0.0.0/8 (repeatable).')
+    respect_opt_out: bool = option(True, flag="--respect-opt-out/--ignore-opt-out",
+                                   help="Honour X-Robots-Tag: noai / noimageai (--ignore-opt-out downloads anyway).")
+    respect_robots: bool = option(True, flag="--respect-robots/--ignore-robots",
+                                  help="Honour robots.txt (--ignore-robots fetches what it disallows; recorded in the "
+                                  "saved config).")
+    user_agent: str = option(USER_AGENT, help='User-Agent sent with every request: name your crawler honestly.')
+    cache_dir: str = option("",
+                           help="Where large remote files (DiffusionDB zips, parquet) are cached ('' = ~/.cache/surd).")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "allowed_networks", tuple(self.allowed_networks))

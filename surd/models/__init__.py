@@ -16,6 +16,11 @@ from typing import Any
 from surd.deps import require
 
 TINY = "tiny"
+# What every model stage says about where and how its model runs (one text, used by each stage's config).
+DTYPES = ("auto", "fp32", "float32", "fp16", "float16", "bf16", "bfloat16")
+DEVICE_HELP = "auto (cuda, then mps, then cpu), or a torch device such as cuda:1."
+DTYPE_HELP = "auto (bf16/fp16 on GPU, fp32 on CPU), fp32, fp16 or bf16."
+DECODE_THREADS_HELP = "Image decoding threads per worker, overlapped with the model."
 
 
 class ModelLoadError(OSError):
@@ -59,6 +64,7 @@ class ModelCache:
     """
 
     loads = 0  # models built by this process, across every cache
+    _count = threading.Lock()  # guards `loads`: two caches may build at once
 
     def __init__(self, capacity: int | None = None) -> None:
         self.capacity = capacity  # None = keep every model; 1 = keep only the last (LLMs are large)
@@ -71,7 +77,8 @@ class ModelCache:
                 if self.capacity is not None and len(self._models) >= self.capacity:
                     self._models.clear()  # free the old model before the new one is loaded
                 self._models[key] = build()
-                ModelCache.loads += 1
+                with ModelCache._count:
+                    ModelCache.loads += 1
             return self._models[key]
 
     def clear(self) -> None:

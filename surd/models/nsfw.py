@@ -16,18 +16,16 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from typing import Any
 
 from surd.deps import require
-from surd.models import TINY, ModelLoadError, offline_hint, parse_spec
+from surd.models import TINY, ModelCache, ModelLoadError, offline_hint, parse_spec
 
 FORMAT = "surd-laion-nsfw-head"
 HUB_FILE = "model.safetensors"
 TINY_HIDDEN = 32
 EPS = 1e-10  # LAION's port adds this to sqrt(variance)
-_CACHE: dict[tuple, Any] = {}
-_LOCK = threading.Lock()
+_MODELS = ModelCache()  # heads loaded once per process
 
 
 def _torch() -> Any:
@@ -138,21 +136,21 @@ def _hub_file(hub_id: str) -> str:
 
 def load_head(spec: str, in_dim: int, device: str | Any = "cpu") -> tuple[Any, str]:
     """(head on `device`, label) for a spec; `in_dim` sizes a tiny head and is checked against a real one."""
-    key = (spec, in_dim, str(device))
-    with _LOCK:
-        if key not in _CACHE:
-            parsed = parse_spec(spec)
-            if parsed.kind == TINY:
-                head, label = tiny_head(in_dim), TINY
-            else:
-                path = parsed.value if parsed.kind == "local" else _hub_file(parsed.value)
-                try:
-                    head = build_head(read_state_dict(path))
-                except (ValueError, RuntimeError, OSError) as e:
-                    raise ModelLoadError(f"cannot load an NSFW head from {path}: {e}") from e
-                label = parsed.label
-            if head.dims[0] != in_dim:
-                raise ModelLoadError(f"NSFW head {spec!r} reads {head.dims[0]}-d CLIP embeddings but clip_model gives "
-                                     f"{in_dim}-d: use the head made for that CLIP (B/32: 512, L/14: 768)")
-            _CACHE[key] = (head.to(device), label)
-        return _CACHE[key]
+
+    def build() -> tuple[Any, str]:
+        parsed = parse_spec(spec)
+        if parsed.kind == TINY:
+            head, label = tiny_head(in_dim), TINY
+        else:
+            path = parsed.value if parsed.kind == "local" else _hub_file(parsed.value)
+            try:
+                head = build_head(read_state_dict(path))
+            except (ValueError, RuntimeError, OSError) as e:
+                raise ModelLoadError(f"cannot load an NSFW head from {path}: {e}") from e
+            label = parsed.label
+        if head.dims[0] != in_dim:
+            raise ModelLoadError(f"NSFW head {spec!r} reads {head.dims[0]}-d CLIP embeddings but clip_model gives "
+                                 f"{in_dim}-d: use the head made for that CLIP (B/32: 512, L/14: 768)")
+        return head.to(device), label
+
+    return _MODELS.get((spec, in_dim, str(device)), build)

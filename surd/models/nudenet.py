@@ -12,7 +12,6 @@ file is found inside the installed package).
 from __future__ import annotations
 
 import importlib.util
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from surd.deps import require
-from surd.models import ModelLoadError
+from surd.models import ModelCache, ModelLoadError
 
 BUNDLED = "bundled"  # the wheel's own 320n.onnx
 BUNDLED_FILE = "320n.onnx"
@@ -33,8 +32,7 @@ LABELS = (
 UNSAFE = ("FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED", "FEMALE_BREAST_EXPOSED", "BUTTOCKS_EXPOSED",
           "ANUS_EXPOSED")
 MIN_BOX_SCORE, NMS_SCORE, NMS_IOU = 0.2, 0.25, 0.45
-_CACHE: dict[tuple, Any] = {}
-_LOCK = threading.Lock()
+_MODELS = ModelCache()  # detectors loaded once per process
 
 
 def bundled_model_path() -> str:
@@ -155,8 +153,5 @@ def load_detector(model: str = BUNDLED, side: int = 320) -> NudeDetector:
     path = bundled_model_path() if model == BUNDLED else str(Path(model).expanduser())
     if model != BUNDLED and not Path(path).is_file():
         raise FileNotFoundError(f"NudeNet model file {path} not found: pass {BUNDLED!r} for the wheel's 320n.onnx")
-    with _LOCK:
-        if (path, side) not in _CACHE:
-            label = f"nudenet/{BUNDLED_FILE}" if model == BUNDLED else str(Path(path).resolve())
-            _CACHE[(path, side)] = NudeDetector(path, side, label)
-        return _CACHE[(path, side)]
+    label = f"nudenet/{BUNDLED_FILE}" if model == BUNDLED else str(Path(path).resolve())
+    return _MODELS.get((path, side), lambda: NudeDetector(path, side, label))

@@ -6,12 +6,11 @@ answers, for tests and offline smoke runs. The default is Salesforce/blip-vqa-ba
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Any
 
 from surd.deps import require
-from surd.models import TINY, ModelLoadError, offline_hint, parse_spec, resolve_device, resolve_dtype
+from surd.models import TINY, ModelCache, ModelLoadError, offline_hint, parse_spec, resolve_device, resolve_dtype
 from surd.models.blip import tiny_model, tiny_processor
 
 DEFAULT_VQA = "Salesforce/blip-vqa-base"
@@ -38,32 +37,30 @@ class VQAModel:
         return [a.strip() for a in self.processor.batch_decode(out, skip_special_tokens=True)]
 
 
-_CACHE: dict[tuple, VQAModel] = {}
-_LOCK = threading.Lock()
+_MODELS = ModelCache()  # VQA models loaded once per process
 
 
 def load_vqa(spec: str = DEFAULT_VQA, *, device: str = "auto", dtype: str = "auto") -> VQAModel:
     """Load (once per process) a BLIP VQA model from a hub id, a local folder or ``tiny``."""
-    key = (spec, device, dtype)
-    with _LOCK:
-        if key in _CACHE:
-            return _CACHE[key]
-        tf = require("transformers", "eval")
-        parsed = parse_spec(spec)
-        dev = resolve_device(device)
-        dt = resolve_dtype(dtype, dev)
-        if parsed.kind == TINY:
-            processor = tiny_processor()
-            model = tiny_model(processor, cls="BlipForQuestionAnswering")
-        else:
-            try:
-                model = tf.BlipForQuestionAnswering.from_pretrained(parsed.value, dtype=dt)
-                processor = tf.BlipProcessor.from_pretrained(parsed.value)
-            except OSError as e:
-                if parsed.kind == "hub":
-                    raise ModelLoadError(offline_hint(parsed.value, "--vqa-model") + f" ({e})") from e
-                raise ModelLoadError(f"could not load a BLIP VQA model from {parsed.value}: the folder needs "
-                                     f"config.json, weights and the processor files of save_pretrained ({e})") from e
-        model = model.to(device=dev, dtype=dt).eval().requires_grad_(False)
-        _CACHE[key] = VQAModel(model, processor, dev, dt, parsed.label)
-        return _CACHE[key]
+    return _MODELS.get((spec, device, dtype), lambda: _build_vqa(spec, device, dtype))
+
+
+def _build_vqa(spec: str, device: str, dtype: str) -> VQAModel:
+    tf = require("transformers", "eval")
+    parsed = parse_spec(spec)
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype, dev)
+    if parsed.kind == TINY:
+        processor = tiny_processor()
+        model = tiny_model(processor, cls="BlipForQuestionAnswering")
+    else:
+        try:
+            model = tf.BlipForQuestionAnswering.from_pretrained(parsed.value, dtype=dt)
+            processor = tf.BlipProcessor.from_pretrained(parsed.value)
+        except OSError as e:
+            if parsed.kind == "hub":
+                raise ModelLoadError(offline_hint(parsed.value, "--vqa-model") + f" ({e})") from e
+            raise ModelLoadError(f"could not load a BLIP VQA model from {parsed.value}: the folder needs "
+                                 f"config.json, weights and the processor files of save_pretrained ({e})") from e
+    model = model.to(device=dev, dtype=dt).eval().requires_grad_(False)
+    return VQAModel(model, processor, dev, dt, parsed.label)

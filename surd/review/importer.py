@@ -17,7 +17,7 @@ from pathlib import Path
 from surd import shards, storage
 from surd.review.agreement import Merged
 from surd.review.decisions import files_digest, resolve
-from surd.review.export import export_adjudication
+from surd.review.exporter import export_adjudication
 from surd.review.journal import JOURNAL_NAME, SNAPSHOT_NAME, JournalError, read_journal
 from surd.review.records import DecisionError
 from surd.review.site import read_site

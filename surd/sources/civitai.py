@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from surd import storage
 from surd.fetch.http import DownloadConfig, get_json
+from surd.options import config, option
 from surd.sources.civitai_shapes import read_item
 from surd.sources.rows import web_row
 from surd.sources.web_state import NetworkGate, PageLog
@@ -26,24 +26,31 @@ MAX_LIMIT = 200  # the API refuses larger pages
 MAX_EMPTY_PAGES = 5  # consecutive empty pages (each with a next cursor) before the listing is taken as finished
 
 
-@dataclass(frozen=True)
+USES_NETWORK = True  # `surd ingest civitai` takes the download options
+
+
+@config
 class Config:
     """Which Civitai images to list. Filters map one-to-one to the API's query parameters."""
 
-    base_url: str = "https://civitai.com"
-    limit: int = MAX_LIMIT  # items per page
-    max_items: int = 0  # stop after this many items (0 = the whole listing)
-    model_id: int | None = None
-    model_version_id: int | None = None
-    username: str = ""
-    base_models: tuple[str, ...] = ()  # e.g. ("SD 1.5", "SDXL 1.0")
-    period: str = "AllTime"
-    sort: str = "Most Reactions"
-    nsfw: str = ""  # "" (API default), None, Soft, Mature, X, true, false
-    browsing_level: int | None = None  # bit flags: 1 PG, 2 PG-13, 4 R, 8 X, 16 XXX
-    original: bool = True  # download the original upload, not the resized /width=N/ rendition
-    token_env: str = "CIVITAI_API_TOKEN"  # environment variable holding the API token (optional)
-    http: dict[str, Any] = field(default_factory=dict)  # DownloadConfig options for the API requests
+    base_url: str = option("https://civitai.com", help='API root (a mirror or a test server).')
+    limit: int = option(MAX_LIMIT, help='Items per API page (at most 200).', ge=1, le=MAX_LIMIT)
+    max_items: int = option(0, help='Stop listing after this many items (0 = all).', ge=0)
+    model_id: int | None = option(None, help='Only images made with this model.')
+    model_version_id: int | None = option(None, help='Only images made with this model version.')
+    username: str = option("", help="Only this user's images.")
+    base_models: tuple[str, ...] = option((), flag="--base-model",
+                                         help="Base model filter, repeatable (e.g. 'SD 1.5').")
+    period: str = option("AllTime", help='Time window of the listing.', choices=PERIODS)
+    sort: str = option("Most Reactions", help='Listing order.', choices=SORTS)
+    nsfw: str = option("", choices=NSFW_LEVELS,
+                      help='NSFW level: None, Soft, Mature, X, true, false (empty = the API default).')
+    browsing_level: int | None = option(None, ge=1, le=31,
+                                       help='Browsing level flags: 1 PG, 2 PG-13, 4 R, 8 X, 16 XXX (summed).')
+    original: bool = option(True, help='Download the original upload, not the resized /width=N/ rendition.')
+    token_env: str = option("CIVITAI_API_TOKEN", help='Environment variable with your API token (optional).')
+    http: dict[str, Any] = option(default_factory=dict, cli=False,
+                                 help='DownloadConfig options for the API requests (the command fills it from its download options).')
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_models", tuple(self.base_models))

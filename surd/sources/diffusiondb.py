@@ -7,32 +7,37 @@ into a cache folder once. Rows above the nsfw score thresholds become rows rejec
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from surd.fetch.http import DownloadConfig, download_cached, is_remote
 from surd.fetch.result import FetchError
+from surd.options import config, option
 from surd.sources.rows import make_row
 
 COLUMNS = ("image_name", "prompt", "part_id", "seed", "step", "cfg", "sampler", "width", "height", "user_name",
            "timestamp", "image_nsfw", "prompt_nsfw")  # fmt: skip
 
 
-@dataclass(frozen=True)
+USES_NETWORK = True  # `surd ingest diffusiondb` takes the download options
+
+
+@config
 class Config:
     """Where the metadata and part zips are, which parts to take and the nsfw score thresholds."""
 
-    path: str = ""  # metadata.parquet (local path or URL)
-    parts: str = ""  # folder or base URL holding part-NNNNNN.zip ("" = <metadata folder>/images)
-    part_ids: tuple[int, ...] = ()  # only these parts (empty = every part in the metadata)
-    max_image_nsfw: float | None = None  # reject rows whose image_nsfw score is above this
-    max_prompt_nsfw: float | None = None  # reject rows whose prompt_nsfw score is above this
-    max_items: int = 0
-    http: dict[str, Any] = field(default_factory=dict)  # DownloadConfig options for remote metadata
+    path: str = option("", help='DiffusionDB metadata.parquet: a local path or an http(s) URL.', cli=False)
+    parts: str = option("", help='Folder or base URL of part-NNNNNN.zip (default: <metadata folder>/images).')
+    part_ids: tuple[int, ...] = option((), help='Only this part, repeatable (default: all).', flag="--part-id")
+    max_image_nsfw: float | None = option(None, help='Reject images whose image_nsfw score is above this.')
+    max_prompt_nsfw: float | None = option(None, help='Reject rows whose prompt_nsfw score is above this.')
+    max_items: int = option(0, help='Stop listing after this many items (0 = all).', ge=0)
+    http: dict[str, Any] = option(default_factory=dict, cli=False,
+                                 help='DownloadConfig options for remote metadata (the command fills it from its download options).')
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "part_ids", tuple(int(p) for p in self.part_ids))
@@ -67,7 +72,7 @@ def _rows_table(cfg: Config) -> list[dict[str, Any]]:
         raise ValueError(f"{cfg.path} lacks DiffusionDB column(s) {missing}: is it DiffusionDB's metadata.parquet?")
     table = pq.read_table(local, columns=[c for c in COLUMNS if c in schema_names])
     if cfg.part_ids:
-        table = table.filter(pc.is_in(table["part_id"], value_set=__import__("pyarrow").array(cfg.part_ids)))
+        table = table.filter(pc.is_in(table["part_id"], value_set=pa.array(cfg.part_ids)))
     table = table.sort_by([("part_id", "ascending"), ("image_name", "ascending")])
     return table.to_pylist()
 

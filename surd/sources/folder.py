@@ -20,12 +20,12 @@ import os
 import posixpath
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from surd import trust
+from surd.options import config, option
 from surd.sources.rows import make_row
 from surd.sources.tables import BAD, read_records, text
 
@@ -38,21 +38,23 @@ SPLITS = {"train": ("train", "training"), "validation": ("validation", "valid", 
 _SPLIT_DIR = re.compile(r"^([a-z]+)(?:[-._ 0-9].*)?$")
 
 
-@dataclass(frozen=True)
+@config
 class Config:
     """The folder and which metadata columns hold what (the defaults are the official and imagefolder names)."""
 
-    path: str = ""
-    image_col: str = "file_name"
-    prompt_col: str = "prompt"  # complex prompt
-    simple_col: str = "text"  # simple prompt (BLIP caption)
-    negative_col: str = "negative_prompt"
-    id_col: str = "source_id"  # default: the image's path relative to the folder, as written in the metadata
-    source_col: str = "source"
-    license_col: str = "license"
-    provenance_col: str = "provenance"
-    source_name: str = "surd"  # used when there is no source column
-    allowed_roots: tuple[str, ...] = ()  # folders images may resolve into besides this one (symlinked collections)
+    path: str = option("", help='Folder of images + metadata.jsonl/.csv (file_name, text, prompt).', cli=False)
+    image_col: str = option("file_name", help='Metadata column with the image file name.')
+    prompt_col: str = option("prompt", help='Metadata column with the complex prompt.')
+    simple_col: str = option("text", help='Metadata column with the simple prompt (BLIP caption).')
+    negative_col: str = option("negative_prompt", help='Metadata column with the negative prompt (optional).')
+    id_col: str = option("source_id",
+                        help="Metadata column with a stable id (default: the image's path relative to the folder).")
+    source_col: str = option("source", help="Metadata column naming each row's source (optional).")
+    license_col: str = option("license", help="Metadata column with each row's license (optional).")
+    provenance_col: str = option("provenance", help="Metadata column with each row's provenance (optional).")
+    source_name: str = option("surd", help='Source name when the metadata has no source column.')
+    allowed_roots: tuple[str, ...] = option((), flag="--allow-root", help="A folder images may also resolve into "
+                                            "(repeatable); by default only this folder, symlinks resolved.")
 
     def __post_init__(self) -> None:
         trust.check_roots(self.allowed_roots)

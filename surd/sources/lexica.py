@@ -9,12 +9,13 @@ listed and only asks for the rest.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import fields
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from surd import storage
 from surd.fetch.http import DownloadConfig, get_json
+from surd.options import config, option
 from surd.sources import lexica_infinite
 from surd.sources.rows import web_row
 from surd.sources.web_state import NetworkGate, PageLog
@@ -22,21 +23,32 @@ from surd.sources.web_state import NetworkGate, PageLog
 MODES = ("search", "cursor")
 
 
-@dataclass(frozen=True)
+CURSOR_ONLY = ("max_pages", "search_mode", "listing_source", "model", "image_base")
+
+
+USES_NETWORK = True  # `surd ingest lexica` takes the download options
+
+
+@config
 class Config:
     """Search queries to run against Lexica's API (each returns up to the API's page of images)."""
 
-    queries: tuple[str, ...] = ()
-    base_url: str = "https://lexica.art"
-    max_items: int = 0  # 0 = everything the queries return
-    include_nsfw: bool = False  # items Lexica flags nsfw become rows rejected as "nsfw" unless this is set
-    http: dict[str, Any] = field(default_factory=dict)  # DownloadConfig options for the API requests
-    mode: str = "search"  # "search": GET /api/v1/search (<= 50 per query); "cursor": POST /api/infinite-prompts
-    max_pages: int = 0  # cursor mode: pages per query (0 = until the listing ends)
-    search_mode: str = "images"  # cursor mode: the request's searchMode ("images" or "trending")
-    listing_source: str = "search"  # cursor mode: the request's source ("search" or "home")
-    model: str = "lexica-aperture-v2"  # cursor mode: the request's model filter
-    image_base: str = "https://image.lexica.art/full_jpg/"  # cursor mode: full-size JPEG = image_base + image id
+    queries: tuple[str, ...] = option((), help='Search query, repeatable.', flag="--query", short="-q")
+    base_url: str = option("https://lexica.art", help='API root (a mirror or a test server).')
+    max_items: int = option(0, help='Stop listing after this many items (0 = all).', ge=0)
+    include_nsfw: bool = option(False, help='Keep items Lexica flags nsfw (rejected as nsfw otherwise).')
+    http: dict[str, Any] = option(default_factory=dict, cli=False,
+                                 help='DownloadConfig options for the API requests (the command fills it from its download options).')
+    mode: str = option("search", choices=("search", "cursor"),
+                      help='search: /api/v1/search (<= 50 images a query); cursor: the paged /api/infinite-prompts listing, resumable (for a dataset).')
+    max_pages: int = option(0, help='Cursor mode: pages per query (0 = until the listing ends).', ge=0)
+    search_mode: str = option("images", choices=("images", "trending"),
+                             help='Cursor mode: searchMode sent (images or trending).')
+    listing_source: str = option("search", choices=("search", "home"),
+                                help="Cursor mode: the request's source (search or home).")
+    model: str = option("lexica-aperture-v2", help='Cursor mode: model filter sent.')
+    image_base: str = option("https://image.lexica.art/full_jpg/",
+                            help='Cursor mode: full-size image URL prefix (+ image id).')
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "queries", tuple(q.strip() for q in self.queries))
@@ -60,6 +72,10 @@ class Config:
             if not ok:
                 raise ValueError(message)
         DownloadConfig(**self.http)
+        cursor_only = [f.name for f in fields(self) if f.name in CURSOR_ONLY and getattr(self, f.name) != f.default]
+        if self.mode == "search" and cursor_only:
+            raise ValueError(f"lexica {', '.join(cursor_only)} apply to the cursor listing only: set mode cursor "
+                             "(--mode cursor) or leave them out")
 
 
 def item_row(item: dict[str, Any], query: str, cfg: Config, api: str = "") -> dict[str, Any]:

@@ -9,31 +9,33 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from surd import storage, trust
+from surd.options import config, option
 from surd.sources.rows import make_row
 from surd.sources.tables import BAD, check_table, read_records, text
 
 
-@dataclass(frozen=True)
+@config
 class Config:
     """Which file to read and which columns hold what (override to match your manifest)."""
 
-    path: str = ""
-    format: str = "auto"
-    image_col: str = "image"
-    prompt_col: str = "complex_prompt"
-    negative_col: str = "negative_prompt"
-    simple_col: str = "simple_prompt"
-    id_col: str = "source_id"
-    source_col: str = "source"
-    license_col: str = "license"
-    provenance_col: str = "provenance"
-    source_name: str = "local"  # used when the manifest has no source column
-    allowed_roots: tuple[str, ...] = ()  # local folders images may lie in besides the manifest's own
+    path: str = option("", help='A .jsonl, .csv, .tsv or .parquet file, one row per sample.', cli=False)
+    format: str = option("auto", choices=("auto", "jsonl", "csv", "tsv", "parquet"),
+                        help='File format (auto = from the extension).')
+    image_col: str = option("image", help='Column with the image path or file:// URL (relative to the manifest).')
+    prompt_col: str = option("complex_prompt", help='Column with the complex (keyword) prompt.')
+    negative_col: str = option("negative_prompt", help='Column with the negative prompt (optional).')
+    simple_col: str = option("simple_prompt", help='Column with a simple prompt, if you already have one.')
+    id_col: str = option("source_id", help='Column with a stable id (default: the image path).')
+    source_col: str = option("source", help="Column naming each row's source (optional).")
+    license_col: str = option("license", help="Column with each row's license (optional).")
+    provenance_col: str = option("provenance", help="Column with each row's provenance (optional).")
+    source_name: str = option("local", help='Source name when there is no source column.')
+    allowed_roots: tuple[str, ...] = option((), flag="--allow-root", help="A folder local images may also lie in "
+                                            "(repeatable); by default only the manifest's folder, symlinks resolved.")
 
     def __post_init__(self) -> None:
         check_table(self.path, self.format, "manifest")

@@ -13,13 +13,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from surd import storage
 from surd.fetch.http import DownloadConfig, client_for
 from surd.fetch.result import FetchError
+from surd.options import config, option
 from surd.sources.rows import web_row
 from surd.sources.sdonline_html import clean_prompt, parse_detail, parse_listing
 from surd.sources.web_state import NetworkGate, PageLog
@@ -29,15 +29,20 @@ TRANSIENT = ("http_5xx_exhausted", "http_429_exhausted", "http_408_exhausted", "
 LICENSE = "Stable Diffusion Online user content (see stablediffusionweb.com's terms)"
 
 
-@dataclass(frozen=True)
+USES_NETWORK = True  # `surd ingest sdonline` takes the download options
+
+
+@config
 class Config:
     """Which prompt-gallery keywords to list (each is the listing ``/prompts/<keyword>``)."""
 
-    keywords: tuple[str, ...] = ()
-    base_url: str = "https://stablediffusionweb.com"
-    max_items: int = 0  # 0 = every image the listings link to
-    max_pages: int = 0  # listing pages per keyword (0 = follow next links to the end)
-    http: dict[str, Any] = field(default_factory=dict)  # DownloadConfig options for the page requests
+    keywords: tuple[str, ...] = option((), flag="--keyword", short="-k",
+                                      help="Prompt-gallery keyword, repeatable: lists /prompts/<keyword> (e.g. 'ui design').")
+    base_url: str = option("https://stablediffusionweb.com", help='Site root (a mirror or a test server).')
+    max_items: int = option(0, help='Stop listing after this many items (0 = all).', ge=0)
+    max_pages: int = option(0, help='Listing pages per keyword (0 = follow the next links to the end).', ge=0)
+    http: dict[str, Any] = option(default_factory=dict, cli=False,
+                                 help='DownloadConfig options for the page requests (the command fills it from its download options).')
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "keywords", tuple(slug(k) for k in self.keywords))

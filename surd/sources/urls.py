@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
+from surd.options import config, option
 from surd.sources.rows import make_row
 from surd.sources.tables import BAD, check_table, read_records, text
 from surd.trust import check_ref
@@ -23,25 +23,28 @@ URL_COLUMNS = ("url", "URL", "image_url", "img_url", "src", "link", "image")
 CAPTION_COLUMNS = ("caption", "TEXT", "text", "prompt", "complex_prompt", "Prompt")
 
 
-@dataclass(frozen=True)
+USES_NETWORK = True  # `surd ingest urls` takes the download options
+
+
+@config
 class Config:
     """The list file and which of its columns hold the URL, prompt, negative prompt and id."""
 
-    path: str = ""
-    format: str = "auto"
-    url_col: str = ""  # "" = first of URL_COLUMNS present
-    caption_col: str = ""  # "" = first of CAPTION_COLUMNS present
-    negative_col: str = "negative_prompt"
-    id_col: str = ""  # "" = the URL is the source id
-    source_name: str = "urls"
-    allow_local_files: bool = False  # fetch plain paths, file:// and zip:// too (only for a list you wrote)
-    allow_object_store: bool = False  # fetch s3://, gs://, hf://, ... with your storage credentials too
+    path: str = option("", help='CSV/TSV/JSONL/Parquet with URL and prompt columns (img2dataset style).', cli=False)
+    format: str = option("auto", choices=("auto", "jsonl", "csv", "tsv", "parquet"),
+                        help='File format (auto = from the extension).')
+    url_col: str = option("", help='URL column (default: url, URL, image_url, src, ...).')
+    caption_col: str = option("", help='Prompt column (default: caption, TEXT, text, prompt, ...).')
+    negative_col: str = option("negative_prompt", help='Negative prompt column (optional).')
+    id_col: str = option("", help='Stable id column (default: the URL).')
+    source_name: str = option("urls", help='Source name recorded in each sample.')
+    allow_local_files: bool = option(False, help="Also fetch plain paths, file:// and zip:// URLs (only for a list you "
+                                     "wrote: without it they are rejected local_file_refused).")
+    allow_object_store: bool = option(False, help="Also fetch s3://, gs://, hf://, ... URLs with your storage "
+                                      "credentials (without it they are rejected object_store_refused).")
 
     def __post_init__(self) -> None:
         check_table(self.path, self.format, "URL list")
-        for name in ("allow_local_files", "allow_object_store"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
 
 
 def _pick(explicit: str, candidates: tuple[str, ...], columns: list[str], what: str, cfg: Config) -> str:

@@ -9,6 +9,7 @@ import dataclasses
 from types import ModuleType
 from typing import Any
 
+from surd.options import build, problems
 from surd.registry import Registry, canonical
 from surd.stages.contract import missing_members
 
@@ -23,7 +24,7 @@ STAGES = Registry("stage", {
     "safety": "surd.stages.safety",
 })
 
-__all__ = ["STAGES", "build_config", "canonical", "config_to_dict", "get_stage", "json_safe", "list_stages"]
+__all__ = ["STAGES", "build_config", "canonical", "config_problems", "config_to_dict", "get_stage", "json_safe", "list_stages"]
 
 
 def list_stages() -> list[str]:
@@ -42,13 +43,14 @@ def get_stage(name: str) -> ModuleType:
 
 
 def build_config(stage: ModuleType, values: dict[str, Any] | None) -> Any:
-    """Build a stage's Config from a plain dict (pipeline yaml or CLI); unknown keys are named in the error."""
-    values = dict(values or {})
-    fields = {f.name for f in dataclasses.fields(stage.Config)}
-    unknown = sorted(set(values) - fields)
-    if unknown:
-        raise ValueError(f"unknown config key(s) {unknown} for stage {stage.NAME}; valid keys: {', '.join(sorted(fields))}")
-    return stage.Config(**values)
+    """Build a stage's Config from a plain dict (pipeline yaml or CLI); the error lists every problem (unknown keys,
+    types, allowed values, bounds: `surd.options.problems`)."""
+    return build(stage.Config, dict(values or {}), f"stage {stage.NAME} config")
+
+
+def config_problems(stage: ModuleType, values: Any) -> list[str]:
+    """Every problem with a stage's config mapping, without raising (a pipeline file is checked whole)."""
+    return problems(stage.Config, values if values is not None else {}, f"stage {stage.NAME} config")
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

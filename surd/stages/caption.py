@@ -8,11 +8,12 @@ json["stages"]["caption"] records the model id, revision and generation paramete
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from surd.batching import BatchPlan, Done, decode_rgb, map_batched
+from surd.models import DECODE_THREADS_HELP, DEVICE_HELP, DTYPE_HELP, DTYPES
 from surd.models.blip import DEFAULT_MODEL, Captioner, load_captioner
+from surd.options import config, option
 from surd.sample import Rejected, Sample, record_stage, reject
 
 NAME = "caption"
@@ -21,34 +22,30 @@ PAPER_PROMPT = "a picture of "
 EMPTY_CAPTION = "empty_caption"
 
 
-@dataclass(frozen=True)
+@config
 class Config:
     """BLIP model, generation settings (the paper's by default) and batching."""
 
-    model: str = DEFAULT_MODEL
-    revision: str | None = None
-    lavis_checkpoint: str | None = None
-    prompt: str = PAPER_PROMPT
-    num_beams: int = 3
-    min_length: int = 10
-    max_length: int = 30
-    repetition_penalty: float = 1.0
-    batch_size: int = 16
-    decode_threads: int = 2
-    device: str = "auto"
-    dtype: str = "auto"
-    overwrite: bool = False
+    model: str = option(DEFAULT_MODEL, help="BLIP captioner: a hub id, a local folder, or tiny.")
+    revision: str | None = option(None, help="Hub revision (branch, tag or commit) of --model.")
+    lavis_checkpoint: str | None = option(None, help="LAVIS BLIP caption checkpoint (.pth or .safetensors), e.g. "
+                                          "blip_coco_caption_base.pth (the paper's base_coco), loaded into --model's "
+                                          "architecture.")
+    prompt: str = option(PAPER_PROMPT, help="Generation prompt, stripped from the caption.")
+    num_beams: int = option(3, help="Beam search width (the paper uses 3).", ge=1)
+    min_length: int = option(10, help="Minimum tokens, prompt included (the paper: 10).", ge=0)
+    max_length: int = option(30, help="Maximum tokens, prompt included (the paper: 30).", ge=0)
+    repetition_penalty: float = option(1.0, help="Penalty on repeated tokens (1.0 = none).", gt=0)
+    batch_size: int = option(16, help="Images per batch (halved automatically on out-of-memory).", ge=1)
+    decode_threads: int = option(2, help=DECODE_THREADS_HELP, ge=1)
+    device: str = option("auto", help=DEVICE_HELP)
+    dtype: str = option("auto", help=DTYPE_HELP, choices=DTYPES)
+    overwrite: bool = option(False, help="Replace simple prompts the samples already have.")
 
     def __post_init__(self) -> None:
-        if self.num_beams < 1:
-            raise ValueError(f"num_beams must be >= 1 (the paper uses 3), got {self.num_beams}")
-        if not 0 <= self.min_length <= self.max_length:
-            raise ValueError(f"need 0 <= min_length <= max_length (the paper: 10 and 30), got "
+        if self.min_length > self.max_length:
+            raise ValueError(f"need min_length <= max_length (the paper: 10 and 30), got "
                              f"{self.min_length} and {self.max_length}")
-        if self.batch_size < 1 or self.decode_threads < 1:
-            raise ValueError("batch_size and decode_threads must be >= 1")
-        if self.repetition_penalty <= 0:
-            raise ValueError(f"repetition_penalty must be > 0 (1.0 = none), got {self.repetition_penalty}")
 
     def generation_params(self) -> dict[str, Any]:
         """The parameters recorded with every caption."""

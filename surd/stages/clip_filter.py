@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from surd.batching import BatchPlan, Done, decode_rgb, map_batched
-from surd.models import TINY
+from surd.models import DECODE_THREADS_HELP, DEVICE_HELP, DTYPE_HELP, DTYPES, TINY
 from surd.models.clip import CONTEXT_LENGTH, DEFAULT_MODEL, DEFAULT_PRETRAINED, ClipModel, load_clip, token_count
 from surd.models.clip import encode_text as clip_encode_text
+from surd.options import config, option
 from surd.sample import Rejected, Sample, record_stage, reject
 from surd.stages.embed import npy_bytes
 
@@ -33,25 +33,25 @@ MISSING_COMPLEX = "missing_complex_prompt"
 EMBEDDING_MEMBER = "clip.npy"
 
 
-@dataclass(frozen=True)
+@config
 class Config:
     """open_clip model + pretrained weights (tag or local file), an optional extra threshold, and batching."""
 
-    model: str = DEFAULT_MODEL
-    pretrained: str = DEFAULT_PRETRAINED
-    min_simple_score: float | None = None
-    batch_size: int = 64
-    decode_threads: int = 2
-    device: str = "auto"
-    dtype: str = "auto"
-    store_embedding: bool = True  # clip.npy per kept sample, reused by `surd safety`
+    model: str = option(DEFAULT_MODEL, help="open_clip architecture (ViT-B-32), a local open_clip folder, or tiny.")
+    pretrained: str = option(DEFAULT_PRETRAINED, help="open_clip weights tag (openai) or a local checkpoint file; "
+                             "'' for random weights.")
+    min_simple_score: float | None = option(None, help="Also reject samples whose cos(image, simple) is below this.")
+    batch_size: int = option(64, help="Images per batch (halved automatically on out-of-memory).", ge=1)
+    decode_threads: int = option(2, help=DECODE_THREADS_HELP, ge=1)
+    device: str = option("auto", help=DEVICE_HELP)
+    dtype: str = option("auto", help=DTYPE_HELP, choices=DTYPES)
+    store_embedding: bool = option(True, help="Store each kept sample's CLIP image embedding (clip.npy), which "
+                                   "`surd safety` reuses instead of a second CLIP pass.")
 
     def __post_init__(self) -> None:
         if self.model == TINY and self.pretrained == DEFAULT_PRETRAINED:
             # tiny has no published weights: the default tag means its seeded random weights.
             object.__setattr__(self, "pretrained", "")
-        if self.batch_size < 1 or self.decode_threads < 1:
-            raise ValueError("batch_size and decode_threads must be >= 1")
         if self.min_simple_score is not None and not -1.0 <= self.min_simple_score <= 1.0:
             raise ValueError(f"min_simple_score is a cosine in [-1, 1] (e.g. 0.2), got {self.min_simple_score}")
 

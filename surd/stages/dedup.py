@@ -11,7 +11,6 @@ only the finished shards, so it is the same for any worker count, and rerunning 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import PIL
@@ -21,6 +20,8 @@ from surd import shards
 from surd.batching import BatchPlan, decode_rgb, map_batched
 from surd.dedup.decide import DUPLICATE_PROMPT, NEAR_DUPLICATE, Drop, first_wins, phash64
 from surd.deps import require
+from surd.models import DECODE_THREADS_HELP
+from surd.options import config, option
 from surd.sample import Rejected, Sample, record_stage
 
 NAME = "dedup"
@@ -28,20 +29,16 @@ USES_GPU = False
 HASH = "imagehash.phash, 8x8 DCT of a 32x32 grey thumbnail"
 
 
-@dataclass(frozen=True)
+@config
 class Config:
     """The Hamming distance (of 64 bits) under which two images are one, and whether prompts dedup too."""
 
-    max_distance: int = 8
-    prompt_dedup: bool = False
-    decode_threads: int = 2
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.max_distance <= 32:
-            raise ValueError(f"max_distance is a Hamming distance between 64-bit pHashes: 0 (identical hashes) to "
-                             f"32; about 8 finds resized/re-encoded copies. Got {self.max_distance}")
-        if self.decode_threads < 1:
-            raise ValueError(f"decode_threads must be >= 1, got {self.decode_threads}")
+    max_distance: int = option(8, help="Drop an image whose 64-bit pHash is within this many bits of an earlier kept "
+                               "one: 0 (identical hashes only) to 32; about 8 finds resized/re-encoded copies.",
+                               ge=0, le=32)
+    prompt_dedup: bool = option(False, help="Also drop samples repeating an earlier kept sample's complex prompt "
+                                "(case, punctuation and spacing ignored).")
+    decode_threads: int = option(2, help=DECODE_THREADS_HELP, ge=1)
 
 
 def versions() -> dict[str, str]:

@@ -8,53 +8,49 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from surd.embed.cache import open_cache
 from surd.embed.core import PADDING_SIDES, Embedder, Embedding, EmbedSettings
-from surd.models import ModelCache
+from surd.models import DEVICE_HELP, DTYPE_HELP, DTYPES, ModelCache
 from surd.models.llm import QUANTIZE, LoadedLLM, load_llm
+from surd.options import config, option
 from surd.sample import Rejected, Sample, record_stage, reject
 
 NAME = "embed"
 USES_GPU = True
 CHUNK = 4096  # samples held in memory at once (images included); prompts are deduplicated within and across
-DTYPES = ("auto", "fp32", "float32", "fp16", "float16", "bf16", "bfloat16")
 QUANTIZED_NOTE = "weights quantized with bitsandbytes: vectors differ from the full-precision model's"
 
 
-@dataclass(frozen=True)
+@config
 class Config:
     """Which model and layer to embed with, and how to batch (see `surd embed --help`)."""
 
-    llm: str
-    layer: int
-    final_norm: bool = False
-    exclude_bos: bool = False
-    batch_size: int = 32
-    max_length: int | None = None
-    device: str = "auto"
-    dtype: str = "auto"
-    quantize: str | None = None
-    cache_dir: str | None = None
-    padding_side: str = "right"
-    revision: str | None = None
+    llm: str = option(help="7b, 13b, 33b, 65b (LLaMA-1), a hub id, a local model folder, or tiny.")
+    layer: int = option(help="1-based block whose output is averaged (-1 = last). --layer 40 on 13b reproduces the "
+                        "official prompt2vec/13B/39.pt.")
+    final_norm: bool = option(False, help="Apply the model's final norm to the layer output.")
+    exclude_bos: bool = option(False, help="Leave the BOS/CLS token out of the mean (the official recipe includes it).")
+    batch_size: int = option(32, help="Prompts per forward (sorted by length, so padding stays small).", ge=1)
+    max_length: int | None = option(None, help="Cut longer prompts to this many tokens (default: the model's "
+                                    "context); cut prompts are flagged truncated in their json.", ge=1)
+    device: str = option("auto", help=DEVICE_HELP + " Several GPUs are used together through device_map=auto.")
+    dtype: str = option("auto", help=DTYPE_HELP, choices=DTYPES)
+    quantize: str | None = option(None, help="8bit or 4bit (bitsandbytes) to fit big models; CHANGES the vectors.",
+                                  choices=QUANTIZE)
+    cache_dir: str | None = option(None, help="Shared vector cache folder: reruns and repeated prompts cost nothing.")
+    padding_side: str = option("right", help="right or left; both give the same vectors.", choices=PADDING_SIDES)
+    revision: str | None = option(None, help="Hub revision (branch, tag or commit) of --llm.")
 
     def __post_init__(self) -> None:
         if not str(self.llm).strip():
             raise ValueError("llm is empty: pass 7b/13b/33b/65b, a hub id, a local model directory, or tiny")
-        if not isinstance(self.layer, int) or isinstance(self.layer, bool) or not (self.layer >= 1 or self.layer == -1):
+        if not (self.layer >= 1 or self.layer == -1):
             raise ValueError(f"layer must be a 1-based block number (1 = first block's output) or -1 for the last, "
                              f"got {self.layer!r}; the official 13B/39.pt is layer 40")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        if self.quantize is not None and self.quantize not in QUANTIZE:
-            raise ValueError(f"quantize must be one of {', '.join(QUANTIZE)} or unset, got {self.quantize!r}")
-        if self.padding_side not in PADDING_SIDES:
-            raise ValueError(f"padding_side must be 'right' or 'left', got {self.padding_side!r}")
         self.settings()  # validates batch_size and max_length
 
     def settings(self) -> EmbedSettings:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import PIL
@@ -13,7 +12,9 @@ import PIL
 import surd
 from surd import shards, storage
 from surd.fetch import FetchError, fetch_all
+from surd.fetch.http import DownloadConfig
 from surd.images import ImageConfig, ImageRejected, process_image
+from surd.options import build, config, non_default, option
 from surd.sample import Rejected, Sample
 from surd.sources import build_source_config, get_source
 from surd.sources.plan import plan_rows
@@ -22,29 +23,33 @@ NAME = "ingest"
 USES_GPU = False
 
 
-@dataclass(frozen=True)
+@config
 class Config(ImageConfig):
     """Where rows come from (source + path + options), how images are fetched and sharded; the image settings
     (size, resize_mode, quality, image_format, min_size, max_pixels, resample) are `ImageConfig`'s."""
 
-    source: str = "manifest"
-    path: str = ""
-    options: dict[str, Any] = field(default_factory=dict)
-    download: dict[str, Any] = field(default_factory=dict)
-    shard_size: int = 1000
-    dedup: bool = True
-    fetch_chunk: int = 64  # rows fetched at once; the next chunk downloads while this one is resized
-    decode_threads: int = 2  # Pillow releases the GIL while decoding, resizing and encoding
+    source: str = option("manifest", cli=False,
+                        help='Where rows come from: a registered source (manifest, folder, urls, civitai, ...).')
+    path: str = option("", help="The source's file, folder or URL (its argument on the command line).", cli=False)
+    options: dict[str, Any] = option(default_factory=dict, cli=False,
+                                    help="The source's own options (its Config's fields).")
+    download: dict[str, Any] = option(default_factory=dict, cli=False,
+                                     help="How images are fetched (DownloadConfig's fields).")
+    shard_size: int = option(1000, help='Samples per shard.', ge=1)
+    dedup: bool = option(True, help="Drop samples whose image bytes repeat an earlier sample's (duplicate_image; first in shard order wins).")
+    fetch_chunk: int = option(64, ge=1,
+                             help='Rows fetched at once; the next chunk downloads while this one is resized.')
+    decode_threads: int = option(2, ge=1,
+                                help='Threads decoding, resizing and encoding images per worker (Pillow releases the GIL).')
 
     def __post_init__(self) -> None:
         super().__post_init__()  # validates size / mode / quality / format / limits
-        if self.shard_size < 1:
-            raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
-        if self.decode_threads < 1:
-            raise ValueError(f"decode_threads must be >= 1, got {self.decode_threads}")
-        if self.fetch_chunk < 1:
-            raise ValueError(f"fetch_chunk must be >= 1, got {self.fetch_chunk}")
-        self.source_config()  # validates the source's own options (and that its files exist)
+        build(DownloadConfig, self.download, "download")
+        src = self.source_config()  # validates the source's own options (and that its files exist)
+        # Nested tables keep only what differs from their defaults: a command and a pipeline file that mean the same
+        # save the same config (a rerun with the other one resumes instead of refusing a changed config).
+        object.__setattr__(self, "download", non_default(DownloadConfig, self.download))
+        object.__setattr__(self, "options", non_default(type(src), {k: v for k, v in self.options.items()}))
 
     def source_config(self) -> Any:
         return build_source_config(self.source, self.path, self.options)

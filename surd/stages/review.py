@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import surd
+from surd.options import config, option
 from surd.review.agreement import CONFLICT_RULES, Merged
 from surd.review.decisions import files_digest, resolve
 from surd.sample import Rejected, Sample, record_stage, reject
@@ -22,16 +22,19 @@ USES_GPU = False
 UNDECIDED = ("keep", "drop")
 
 
-@dataclass(frozen=True)
+@config
 class Config:
     """Decision files (several files from split batches merge), the rule for disagreements, undecided samples."""
 
-    decisions: tuple[str, ...] = ()
-    undecided: str = "drop"
+    decisions: tuple[str, ...] | str = option((), help="Decision files: decisions.json(l), Label Studio export, CSV "
+                                              "(one file or a list).", cli=False)  # `surd review import` arguments
+    undecided: str = option("drop", help="keep or drop (reason manual_undecided) samples with no decision.",
+                            choices=UNDECIDED)
     # sha256 of the files' contents (set by `surd review import`): saved in _config.json, so rerunning into the
     # same output after editing a decision file is a config mismatch instead of silently skipping done shards.
-    digest: str = ""
-    conflict: str = "error"  # error | reject | accept | adjudicate (an adjudication file settles them)
+    digest: str = option("", help="sha256 of the decision files' contents (set by surd review import).", cli=False)
+    conflict: str = option("error", help="Samples decided differently in two files: error (list them), reject "
+                           "(manual_disagreement), accept, or adjudicate.", choices=CONFLICT_RULES)
 
     def __post_init__(self) -> None:
         paths = (self.decisions,) if isinstance(self.decisions, str) else tuple(str(p) for p in self.decisions)
@@ -42,10 +45,6 @@ class Config:
         missing = [p for p in paths if not Path(p).is_file()]
         if missing:
             raise ValueError(f"decision file(s) not found: {', '.join(missing)}")
-        if self.undecided not in UNDECIDED:
-            raise ValueError(f"undecided must be 'keep' or 'drop', got {self.undecided!r}")
-        if self.conflict not in CONFLICT_RULES:
-            raise ValueError(f"conflict must be one of {', '.join(CONFLICT_RULES)}, got {self.conflict!r}")
         if self.digest and self.digest != files_digest(paths):
             raise ValueError("the decision files changed since this config was made; run `surd review import` again")
 

@@ -15,18 +15,18 @@ from __future__ import annotations
 import importlib.metadata as md
 import numbers
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from surd.batching import BatchPlan, Done, decode_rgb, map_batched
 from surd.deps import require
-from surd.embed.export import vector_from_npy
-from surd.models import TINY, parse_spec
+from surd.embed.prompt2vec import vector_from_npy
+from surd.models import DECODE_THREADS_HELP, DEVICE_HELP, DTYPE_HELP, DTYPES, TINY, parse_spec
 from surd.models.clip import DEFAULT_MODEL, DEFAULT_PRETRAINED, clip_labels, load_clip
 from surd.models.nsfw import load_head
 from surd.models.nudenet import BUNDLED, LABELS, UNSAFE, load_detector, preprocess, unsafe_score
+from surd.options import config, option
 from surd.sample import Rejected, Sample, record_stage, reject
 from surd.stages.clip_filter import EMBEDDING_MEMBER
 
@@ -37,44 +37,42 @@ CLASSIFIERS = ("laion_clip", "nudenet", "none")
 CIVITAI_LEVELS = {"None": 1, "Soft": 2, "Mature": 4, "X": 8, "Blocked": 32}  # Civitai's nsfwLevelReverseMapDeprecated
 
 
-@dataclass(frozen=True)
+@config
 class Config:
     """Metadata limits, the classifier and its threshold, and batching (see `surd safety --help`)."""
 
-    classifier: str = "nudenet"
-    threshold: float = 0.5
-    max_browsing_level: int = 2
-    max_image_nsfw: float | None = 0.5
-    max_prompt_nsfw: float | None = 0.5
-    head: str = ""  # laion_clip: tiny, a local .safetensors/.pth, or a hub id
-    clip_model: str = DEFAULT_MODEL
-    clip_pretrained: str = DEFAULT_PRETRAINED
-    nudenet_model: str = BUNDLED
-    nudenet_resolution: int = 320
-    nudenet_classes: tuple[str, ...] = field(default=UNSAFE)
-    batch_size: int = 32
-    decode_threads: int = 2
-    device: str = "auto"
-    dtype: str = "auto"
+    classifier: str = option("nudenet", help="nudenet (NudeNet's ONNX detector, shipped in its wheel), laion_clip "
+                             "(LAION's CLIP-based head; needs --head), or none (metadata only).", choices=CLASSIFIERS)
+    threshold: float = option(0.5, help="Reject when the classifier's NSFW score is at least this (a probability).",
+                              ge=0.0, le=1.0)
+    max_browsing_level: int = option(2, help="Civitai: reject browsingLevel above this (1 PG, 2 PG-13, 4 R, 8 X, "
+                                     "16 XXX).")
+    max_image_nsfw: float | None = option(0.5, help="DiffusionDB: reject image_nsfw above this.")
+    max_prompt_nsfw: float | None = option(0.5, help="DiffusionDB: reject prompt_nsfw above this.")
+    head: str = option("", help="laion_clip head: a local .safetensors or LAION .pth file, a hub id, or tiny.")
+    clip_model: str = option(DEFAULT_MODEL, help="The CLIP the head reads (ViT-B-32 or ViT-L-14); clip.npy "
+                             "embeddings stored by clip-filter with the same CLIP are reused.")
+    clip_pretrained: str = option(DEFAULT_PRETRAINED, help="open_clip weights tag or checkpoint file.")
+    nudenet_model: str = option(BUNDLED, help=f"'{BUNDLED}' (the wheel's 320n.onnx) or a NudeNet .onnx file.")
+    nudenet_resolution: int = option(320, help="NudeNet input side (640 for 640m.onnx).", ge=32)
+    nudenet_classes: tuple[str, ...] = option(UNSAFE, help="NudeNet classes whose detection counts as NSFW "
+                                              "(repeat the option for several).", choices=LABELS)
+    batch_size: int = option(32, help="Images per batch.", ge=1)
+    decode_threads: int = option(2, help=DECODE_THREADS_HELP, ge=1)
+    device: str = option("auto", help=DEVICE_HELP)
+    dtype: str = option("auto", help=DTYPE_HELP, choices=DTYPES)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nudenet_classes", tuple(self.nudenet_classes))
         if self.clip_model == TINY and self.clip_pretrained == DEFAULT_PRETRAINED:
             object.__setattr__(self, "clip_pretrained", "")  # as clip_filter: tiny has only its random weights
-        if self.classifier not in CLASSIFIERS:
-            raise ValueError(f"classifier must be one of {', '.join(CLASSIFIERS)}; got {self.classifier!r}")
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"threshold is a probability in [0, 1] (e.g. 0.5), got {self.threshold}")
         if self.classifier == "laion_clip":
             if not self.head:
                 raise ValueError("classifier laion_clip needs head: tiny, a local LAION head file "
                                  "(clip_ViT-B-32_openai_binary_nsfw_head.pth), or a hub id")
             parse_spec(self.head)  # a missing local file is named now, not in every shard
-        unknown = sorted(set(self.nudenet_classes) - set(LABELS))
-        if unknown or not self.nudenet_classes:
-            raise ValueError(f"nudenet_classes must be a non-empty subset of {', '.join(LABELS)}; unknown: {unknown}")
-        if self.batch_size < 1 or self.decode_threads < 1 or self.nudenet_resolution < 32:
-            raise ValueError("batch_size and decode_threads must be >= 1, nudenet_resolution >= 32")
+        if not self.nudenet_classes:
+            raise ValueError(f"nudenet_classes must be a non-empty subset of {', '.join(LABELS)}")
 
 
 def versions() -> dict[str, str]:

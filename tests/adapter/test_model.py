@@ -201,3 +201,13 @@ def test_distillation_loss_matches_official_definition():
                                reduction="batchmean") * tau**2
     assert torch.allclose(distillation_loss(x, y, tau), ref)
     assert distillation_loss(y, y) < 1e-6
+
+
+def test_the_package_hands_out_its_classes_lazily():
+    import surd.adapter as pkg
+    from surd.adapter import model
+
+    assert pkg.SURAdapter is model.SURAdapter and pkg.import_official_checkpoint is model.import_official_checkpoint
+    assert pkg.AdapterConfig.__name__ == "AdapterConfig"
+    with pytest.raises(AttributeError):
+        pkg.no_such_name  # noqa: B018

@@ -7,7 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from surd.cli import app
-from tests.test_verify import _stage
+from tests.test_audit import _stage
 
 runner = CliRunner()
 

@@ -28,6 +28,7 @@ from surd.executors.ray import workers_that_fit
 from surd.pipeline import run_pipeline
 from surd.runner import plan_tasks, run_stage
 from surd.stages import build_config, get_stage
+from surd.task import Chain
 from tests.conftest import REPO
 from tests.s3_server import free_port, output_digests
 
@@ -136,7 +137,7 @@ def test_model_stage_runs_as_actors_one_per_gpu_each_loading_once(cluster, bucke
     cfg = build_config(module, {"model": "tiny", "batch_size": 4})
     executor = get_executor("ray", workers=None, address=cluster.address, uses_gpu=True)
     tasks = plan_tasks(module, cfg, caption_out, ingest_out)
-    outcomes = list(executor.run("caption", cfg, caption_out, tasks, 2, lambda n: None))
+    outcomes = list(executor.run(Chain.of("caption", cfg, caption_out), tasks, 2, lambda n: None))
     assert [error for _, _, error in outcomes] == [None] * 8
     reports = executor.actor_reports
     assert len(reports) == 2 * GPUS_PER_NODE  # one actor per GPU of the cluster, on both nodes

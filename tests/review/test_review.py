@@ -19,7 +19,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from surd.review.decisions import DecisionError, load_decisions
-from surd.review.export import ExportConfig, export_review
+from surd.review.exporter import ExportConfig, export_review
 from surd.review.server import make_server
 from surd.sample import Rejected, make_key
 from surd.shards import iter_dataset, read_sidecar, read_stats, shard_name, write_shard

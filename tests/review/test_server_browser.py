@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from surd.review.export import ExportConfig, export_review, write_site
+from surd.review.exporter import ExportConfig, export_review, write_site
 from surd.review.journal import read_journal
 from surd.review.server import ServeConfig, make_server
 from tests.review.test_review import cli, make_dataset, outcome

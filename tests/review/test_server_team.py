@@ -22,7 +22,7 @@ import pytest
 
 from surd.review import access
 from surd.review.agreement import cohen_kappa
-from surd.review.export import ExportConfig, assign_batches, export_review, write_site
+from surd.review.exporter import ExportConfig, assign_batches, export_review, write_site
 from surd.review.journal import Change, Conflict, Journal, JournalError, make_header, read_journal
 from surd.review.progress import IDLE_GAP, Tally
 from surd.review.server import ServeConfig, make_server

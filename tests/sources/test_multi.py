@@ -125,7 +125,8 @@ def test_paper_pipeline_without_network_stops_at_once_saying_what_to_do(tmp_path
     pipeline = tmp_path / "paper.yaml"
     pipeline.write_text(yaml.safe_dump(doc))
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "surd", "run", str(pipeline), "--runs-dir", str(tmp_path / "runs")],
+    proc = subprocess.run([sys.executable, "-m", "surd", "run", str(pipeline), "--runs-dir", str(tmp_path / "runs"),
+                           "--until", "clip_filter"],  # as the file says: review before the later steps
                           cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     elapsed = time.monotonic() - start
     assert proc.returncode == 2, proc.stderr
@@ -146,7 +147,7 @@ def test_paper_pipeline_with_no_name_resolution_stops_before_any_request(tmp_pat
     monkeypatch.setattr(policy.socket, "getaddrinfo", no_dns)  # the real paper.yaml, as offline as can be
     with pytest.raises(ConnectionError, match=r"civitai: cannot reach https://civitai.com: the name civitai.com "
                                               r"cannot be resolved"):
-        run_pipeline(REPO / "pipelines" / "paper.yaml", tmp_path / "runs", progress=False)
+        run_pipeline(REPO / "pipelines" / "paper.yaml", tmp_path / "runs", progress=False, until="clip_filter")
     assert connections == []
 
 

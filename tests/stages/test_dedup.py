@@ -256,7 +256,7 @@ def test_prompt_dedup_and_config_errors(tmp_path: Path) -> None:
     row = next(r for r in shards.read_sidecar(tmp_path / "on", "00000") if r["status"] == "rejected")
     assert row["key"] == "b" * 16 and row["detail"] == f"same normalised complex prompt as {'a' * 16}"
     assert json.loads((tmp_path / "on" / "_config.json").read_text())["config"]["prompt_dedup"] is True
-    with pytest.raises(ValueError, match="Hamming distance"):
+    with pytest.raises(ValueError, match="max_distance must be <= 32, got 40"):
         Config(max_distance=40)
 
 

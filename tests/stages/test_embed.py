@@ -14,7 +14,7 @@ pytest.importorskip("transformers")
 
 from surd.embed import EmbedCache, Embedder, EmbedSettings, export_prompt2vec, load_prompt2vec  # noqa: E402
 from surd.embed.core import embed_batch  # noqa: E402
-from surd.embed.export import read_prompt2vec_metadata  # noqa: E402
+from surd.embed.prompt2vec import read_prompt2vec_metadata  # noqa: E402
 from surd.models.llm import load_llm, tiny_llama, tiny_tokenizer  # noqa: E402
 from surd.sample import Rejected  # noqa: E402
 from surd.stages import embed as stage  # noqa: E402

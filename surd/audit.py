@@ -1,4 +1,4 @@
-"""Does a dataset hold exactly what its stats markers say? Checks for `surd verify` and for a stage's input.
+"""Audits a dataset against what its stats markers say: checks for `surd verify` and for a stage's input.
 
 - `input_shards`: before a stage reads a directory: every shard finished (no tar without a marker, no marker
   without a tar, no gap in the numbering), sizes as recorded; else `ShardUnfinished` naming each, unless the

@@ -221,7 +221,7 @@ def test_pipeline_step_and_paper_yaml(run, tmp_path):
     paper = load_pipeline(REPO / "pipelines" / "paper.yaml")
     step = paper.steps[-1]
     assert step.stage == "eval" and step.config["models"]["vqa"] == "Salesforce/blip-vqa-base"
-    from surd.eval.run import run_job
+    from surd.eval.evaluate import run_job
 
     res = run_job(run / "05_train_adapter", tmp_path / "06_eval",
                   {"base": "tiny", "prompts": str(run / "prompts.json"), "images_per_prompt": 1, "steps": 1,

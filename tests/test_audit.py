@@ -1,4 +1,4 @@
-"""surd.verify: a stage refuses an input with unfinished or missing shards, and `verify_run` finds every broken
+"""surd.audit: a stage refuses an input with unfinished or missing shards, and `verify_run` finds every broken
 shard, count and cross-stage mismatch, naming the file."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import shutil
 import pytest
 
 from surd import shards
+from surd.audit import input_shards, verify_run, verify_stage
 from surd.integrity import ShardCorrupt, ShardUnfinished
 from surd.runner import run_stage
 from surd.sample import Rejected, make_key
 from surd.stages import STAGES
-from surd.verify import input_shards, verify_run, verify_stage
 from tests.conftest import jpeg_bytes
 
 
