@@ -19,16 +19,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from surd import storage
-from surd.integrity import ShardCorrupt, ShardUnfinished, check
-from surd.shards import (
-    CONFIG_NAME,
+from surd.integrity import (
     SIDECAR_SUFFIX,
     STATS_SUFFIX,
+    ShardCorrupt,
+    ShardUnfinished,
+    check,
     expected_file,
-    read_shard,
-    read_sidecar,
-    shard_name,
+    read_marker,
 )
+from surd.shards import CONFIG_NAME, read_shard, read_sidecar, shard_name
 
 ADAPTER_CONFIG = "adapter_config.json"  # surd.adapter.io.CONFIG_NAME (the adapter package sits above this layer)
 
@@ -160,11 +160,9 @@ def verify_stage(stage_dir: str | os.PathLike) -> StageReport:
     for stem in sorted(markers):
         marker = storage.join(d, stem + STATS_SUFFIX)
         try:
-            stats = json.loads(storage.read_bytes(marker))
-            if not isinstance(stats, dict) or not all(isinstance(stats.get(k), int) for k in ("in", "kept")):
-                raise ValueError("no whole 'in' and 'kept' counts")
-        except (ValueError, UnicodeDecodeError) as e:
-            report.problems.append(f"{marker} is not a stats marker ({e})")
+            stats = read_marker(marker)
+        except ShardCorrupt as e:
+            report.problems.append(str(e))
             continue
         report.shards[stem] = {"in": stats["in"], "kept": stats["kept"], "rejected": stats.get("rejected") or {}}
         if stem in tars:

@@ -16,9 +16,15 @@ in the standard library. SHA-256 is the same on every machine and matches ``sha2
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from typing import IO, Any
 
+from surd import storage
+
 CHECKSUM = "sha256"
+STATS_SUFFIX = ".stats.json"  # NNNNN.stats.json: the shard's marker, written last
+SIDECAR_SUFFIX = ".samples.parquet"  # NNNNN.samples.parquet: every input key with its status
 
 
 class ShardCorrupt(ValueError):
@@ -27,6 +33,34 @@ class ShardCorrupt(ValueError):
 
 class ShardUnfinished(ValueError):
     """A shard without its stats marker: not finished (or its marker was lost), never read as input."""
+
+
+def read_marker(stats_path: str) -> dict[str, Any]:
+    """A stats marker, or `ShardCorrupt` naming it when it is not a json object with in/kept/rejected."""
+    try:
+        stats = json.loads(storage.read_bytes(stats_path))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ShardCorrupt(f"{stats_path} is not a stats marker (not json: {e})") from None
+    if not isinstance(stats, dict) or not all(isinstance(stats.get(k), int) for k in ("in", "kept")):
+        raise ShardCorrupt(f"{stats_path} is not a stats marker (no whole 'in' and 'kept' counts)")
+    return stats
+
+
+def expected_file(path: str | os.PathLike, stats: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the shard's marker says about one of its files (*path*: the tar or the sidecar): size, samples, sha256.
+    A marker written before surd recorded files vouches only for the count. `ShardUnfinished` without a marker."""
+    name = storage.basename(path)
+    stem = name.partition(".")[0]
+    marker = storage.join(storage.parent(path), stem + STATS_SUFFIX)
+    if stats is None:
+        if not storage.exists(marker):
+            raise ShardUnfinished(f"{path} has no stats marker ({storage.basename(marker)}): the shard is unfinished "
+                                  "(or its marker was lost) and is not read; rerun the stage that writes it")
+        stats = read_marker(marker)
+    files = stats.get("files") or {}
+    if name in files:
+        return files[name]
+    return {"samples": stats["in"] if name.endswith(SIDECAR_SUFFIX) else stats["kept"]}
 
 
 def record(size: int, samples: int, digest: str) -> dict[str, Any]:

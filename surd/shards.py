@@ -36,19 +36,20 @@ import pyarrow.parquet as pq
 from surd import storage
 from surd.files import publish, temp_for, write_bytes_atomic, write_json_atomic
 from surd.integrity import (
+    SIDECAR_SUFFIX,
+    STATS_SUFFIX,
     HashingReader,
     HashingWriter,
     ShardCorrupt,
-    ShardUnfinished,
     check,
+    expected_file,
+    read_marker,
     record,
     record_bytes,
 )
 from surd.sample import Rejected, Sample, dumps_json
 
 FIXED_MTIME = 0  # 1970-01-01: tars must not depend on when they were written
-STATS_SUFFIX = ".stats.json"
-SIDECAR_SUFFIX = ".samples.parquet"
 CONFIG_NAME = "_config.json"
 SIDECAR_COLUMNS = ("key", "status", "reason", "detail", "meta")
 ROWS_SUFFIX = ".rows.json.zst"  # a planned shard's input rows (source stages): a zstd-compressed json array
@@ -125,38 +126,6 @@ def sample_members(sample: Sample) -> list[tuple[str, bytes]]:
             continue
         out.append((f"{key}.{ext}", encode_member(ext, sample[ext])))
     return out
-
-
-def _marker_of(path: str | os.PathLike) -> str:
-    return str(path)[: -len(".tar")] + STATS_SUFFIX if str(path).endswith(".tar") else str(path)
-
-
-def read_marker(stats_path: str) -> dict[str, Any]:
-    """A stats marker, or `ShardCorrupt` naming it when it is not a json object with in/kept/rejected."""
-    try:
-        stats = json.loads(storage.read_bytes(stats_path))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ShardCorrupt(f"{stats_path} is not a stats marker (not json: {e})") from None
-    if not isinstance(stats, dict) or not all(isinstance(stats.get(k), int) for k in ("in", "kept")):
-        raise ShardCorrupt(f"{stats_path} is not a stats marker (no whole 'in' and 'kept' counts)")
-    return stats
-
-
-def expected_file(path: str | os.PathLike, stats: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What the shard's marker says about one of its files (*path*: the tar or the sidecar): size, samples, sha256.
-    A marker written before surd recorded files vouches only for the count. `ShardUnfinished` without a marker."""
-    name = storage.basename(path)
-    stem = name.partition(".")[0]
-    marker = storage.join(storage.parent(path), stem + STATS_SUFFIX)
-    if stats is None:
-        if not storage.exists(marker):
-            raise ShardUnfinished(f"{path} has no stats marker ({storage.basename(marker)}): the shard is unfinished "
-                                  "(or its marker was lost) and is not read; rerun the stage that writes it")
-        stats = read_marker(marker)
-    files = stats.get("files") or {}
-    if name in files:
-        return files[name]
-    return {"samples": stats["in"] if name.endswith(SIDECAR_SUFFIX) else stats["kept"]}
 
 
 def read_shard(path: str | os.PathLike, *, verify: bool = True) -> Iterator[Sample]:
