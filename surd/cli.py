@@ -21,6 +21,7 @@ from surd.commands import (
     review,
     run,
     safety,
+    verify,
 )
 from surd.commands.common import USER_ERRORS, user_error_message
 
@@ -33,7 +34,7 @@ app = typer.Typer(
 )
 
 # In the order `surd --help` lists them: the pipeline, its stages, then the tools around them.
-for module in (ingest, export, run, inspect, dedup, caption, clip_filter, safety, review, embed, adapter, eval):
+for module in (ingest, export, run, inspect, verify, dedup, caption, clip_filter, safety, review, embed, adapter, eval):
     module.register(app)
 
 

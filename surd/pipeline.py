@@ -11,7 +11,6 @@ output bytes as one stage after the other, each image decoded once, each model l
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from surd.options import config, option, problems
 from surd.registry import Registry, canonical
 from surd.runner import RunResult, RunSettings, fusable, run_chain, run_stage
 from surd.stages import STAGES, build_config, get_stage
+from surd.trust import is_safe_name
 
 # Steps that are not shard → shard stages (training, evaluation): function(input_dir, output_dir, config) -> dict.
 JOBS = Registry("job", {"train_adapter": "surd.adapter.train:run_job", "eval": "surd.eval.evaluate:run_job"})
@@ -64,7 +64,6 @@ class Pipeline:
 
 
 STEP_KEYS = ("stage", "config", "workers", "resources")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # a run's folder under runs_dir: never a path
 
 
 class PipelineError(ValueError):
@@ -140,7 +139,7 @@ def load_pipeline(path: str | Path, until: str | None = None, build: bool = Fals
     values = {k: v for k, v in doc.items() if k in settings_keys}
     found.extend(problems(PipelineSettings, values))
     name = doc.get("name", p.stem)
-    if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
+    if not isinstance(name, str) or not is_safe_name(name):  # a run's folder under runs_dir: never a path
         found.append(f"name must be a plain folder name (letters, digits, '.', '_', '-'; no '/' or '..'), got {name!r}")
     steps: list[Step] = []
     for i, entry in enumerate(doc["stages"]):

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 import surd
 from surd import shards, storage
+from surd.audit import input_shards
 from surd.executors import get_executor
 from surd.files import clean_temp_files, write_json_atomic
 from surd.options import config, option
@@ -66,18 +67,16 @@ def _check_config(output_dir: str, record: dict[str, Any]) -> None:
             )
 
 
-def plan_tasks(module: Any, cfg: Any, output_dir: str | Path, input_dir: str | Path | None) -> list[ShardTask]:
-    """Source stages plan their own shards (row files under ``_state/``); other stages get one task per done
-    input shard, sized from its stats marker."""
+def plan_tasks(module: Any, cfg: Any, output_dir: str | Path, input_dir: str | Path | None, *,
+               finished_only: bool = False) -> list[ShardTask]:
+    """Source stages plan their own shards (row files under ``_state/``); other stages get one task per input
+    shard, sized from its stats marker. An input with unfinished or missing shards is refused, naming them
+    (`surd.audit.input_shards`), unless `finished_only`."""
     if isinstance(module, SourceStage):
         return [ShardTask(p.stem, p.rows, p.n) for p in module.plan(cfg, storage.join(output_dir, "_state"))]
     if input_dir is None:
         raise ValueError(f"stage {module.NAME} needs an input dataset directory")
-    done = shards.read_stats(input_dir)
-    paths = [p for p in shards.list_shards(input_dir) if shards.stem_of(p) in done]
-    if not paths:
-        raise FileNotFoundError(f"no finished shards in {input_dir}: run the previous stage first")
-    return [ShardTask(shards.stem_of(p), p, int(done[shards.stem_of(p)]["kept"])) for p in paths]
+    return [ShardTask(s.stem, s.path, s.n) for s in input_shards(input_dir, finished_only=finished_only)]
 
 
 def run_stage(stage: str, cfg: Any, output_dir: str | Path, input_dir: str | Path | None = None, *,

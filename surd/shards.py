@@ -3,9 +3,15 @@
 A stage's output directory holds, per shard ``NNNNN``:
   NNNNN.tar            kept samples, deterministic (fixed mtime/owner, members sorted within a sample)
   NNNNN.samples.parquet  every input key with status ``kept``/``rejected``, reason, detail, metadata json
-  NNNNN.stats.json     {"in", "kept", "rejected": {reason: n}, "seconds", "versions"} -- written last;
-                       its presence marks the shard done.
+  NNNNN.stats.json     {"in", "kept", "rejected": {reason: n}, "seconds", "versions", "files"} -- written last;
+                       its presence marks the shard done; ``files`` records the size, sample count and SHA-256 of
+                       the tar and the sidecar (`surd.integrity`).
 and once per directory ``_config.json`` (the resolved stage config and the surd version).
+
+Every reader checks a shard against its marker: a tar or sidecar without a marker is unfinished
+(`ShardUnfinished`), one that does not match it is corrupt (`ShardCorrupt`, naming the file and what was expected vs
+found); `surd.audit.input_shards` refuses an input directory with unfinished or missing shards unless asked for the
+finished ones only.
 
 A dataset directory may be a local path or a URL (``s3://bucket/runs/x/00_ingest``): every read and write goes
 through `surd.storage` / `surd.files`, and the stats marker is written after the tar and the sidecar are complete,
@@ -29,11 +35,21 @@ import pyarrow.parquet as pq
 
 from surd import storage
 from surd.files import publish, temp_for, write_bytes_atomic, write_json_atomic
+from surd.integrity import (
+    SIDECAR_SUFFIX,
+    STATS_SUFFIX,
+    HashingReader,
+    HashingWriter,
+    ShardCorrupt,
+    check,
+    expected_file,
+    read_marker,
+    record,
+    record_bytes,
+)
 from surd.sample import Rejected, Sample, dumps_json
 
 FIXED_MTIME = 0  # 1970-01-01: tars must not depend on when they were written
-STATS_SUFFIX = ".stats.json"
-SIDECAR_SUFFIX = ".samples.parquet"
 CONFIG_NAME = "_config.json"
 SIDECAR_COLUMNS = ("key", "status", "reason", "detail", "meta")
 ROWS_SUFFIX = ".rows.json.zst"  # a planned shard's input rows (source stages): a zstd-compressed json array
@@ -112,21 +128,47 @@ def sample_members(sample: Sample) -> list[tuple[str, bytes]]:
     return out
 
 
-def read_shard(path: str | os.PathLike) -> Iterator[Sample]:
-    """Stream the samples of a tar shard. ``json`` is decoded to a dict; other members stay bytes."""
+def read_shard(path: str | os.PathLike, *, verify: bool = True) -> Iterator[Sample]:
+    """Stream the samples of a tar shard. ``json`` is decoded to a dict; other members stay bytes.
+
+    With `verify` (the default) the tar is checked against its stats marker: its size before the first sample,
+    its sample count and SHA-256 as it streams, so a short or altered tar ends in `ShardCorrupt` (naming the file,
+    expected vs found), never in a normal, shorter read; a tar without a marker is `ShardUnfinished`.
+    """
+    expected = expected_file(path) if verify else None
+    if expected is not None and "size" in expected:
+        check(str(path), expected, size=storage.version_tag(path)["size"])
+    n = 0
+    try:
+        for sample in _stream(path, expected):
+            n += 1
+            yield sample
+    except (tarfile.TarError, EOFError, OSError, ValueError) as e:
+        if isinstance(e, (ShardCorrupt, FileNotFoundError)):
+            raise
+        raise ShardCorrupt(f"{path} is not a readable tar ({type(e).__name__}: {e})") from None
+    check(str(path), expected, samples=n)
+
+
+def _stream(path: str | os.PathLike, expected: dict[str, Any] | None) -> Iterator[Sample]:
     current: Sample | None = None
-    with storage.open_file(path, "rb") as f, tarfile.open(fileobj=f, mode="r|") as tar:
-        for info in tar:
-            if not info.isfile():
-                continue
-            base = os.path.basename(info.name)
-            key, _, ext = base.partition(".")
-            data = tar.extractfile(info).read()  # type: ignore[union-attr]
-            if current is None or current["__key__"] != key:
-                if current is not None:
-                    yield current
-                current = {"__key__": key}
-            current[ext] = _member_value(ext, data)
+    with storage.open_file(path, "rb") as raw:
+        f = HashingReader(raw) if expected is not None and "sha256" in expected else raw
+        with tarfile.open(fileobj=f, mode="r|") as tar:
+            for info in tar:
+                if not info.isfile():
+                    continue
+                base = os.path.basename(info.name)
+                key, _, ext = base.partition(".")
+                data = tar.extractfile(info).read()  # type: ignore[union-attr]
+                if current is None or current["__key__"] != key:
+                    if current is not None:
+                        yield current
+                    current = {"__key__": key}
+                current[ext] = _member_value(ext, data)
+        if isinstance(f, HashingReader):
+            f.drain()
+            check(str(path), expected, size=f.size, sha256=f.hexdigest())
     if current is not None:
         yield current
 
@@ -168,22 +210,24 @@ def string_array(values: list[str | bytes]) -> pa.Array:
     return pa.StringArray.from_buffers(len(data), pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(data)))
 
 
-def _write_columns(dataset_dir: str, stem: str, columns: dict[str, list[str | bytes]]) -> None:
-    """The sidecar from its columns (SIDECAR_COLUMNS, one value per input key), as a zstd parquet file (atomic)."""
+def _write_columns(dataset_dir: str, stem: str, columns: dict[str, list[str | bytes]]) -> dict[str, Any]:
+    """The sidecar from its columns (SIDECAR_COLUMNS, one value per input key), as a zstd parquet file (atomic);
+    returns its marker record."""
     table = pa.table({c: string_array(columns[c]) for c in SIDECAR_COLUMNS})
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")
     write_bytes_atomic(storage.join(dataset_dir, f"{stem}{SIDECAR_SUFFIX}"), buf.getvalue())
+    return record_bytes(buf.getvalue(), table.num_rows)
 
 
-def _write_sidecar(dataset_dir: str, stem: str, rows: list[dict[str, Any]]) -> None:
+def _write_sidecar(dataset_dir: str, stem: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Every input key with status/reason/detail/meta (a dict, or its json), as a zstd parquet file (atomic)."""
 
     def cell(r: dict[str, Any], c: str) -> str | bytes:
         v = r[c]
         return v if isinstance(v, (str, bytes)) else dumps_json(v)
 
-    _write_columns(dataset_dir, stem, {c: [cell(r, c) for r in rows] for c in SIDECAR_COLUMNS})
+    return _write_columns(dataset_dir, stem, {c: [cell(r, c) for r in rows] for c in SIDECAR_COLUMNS})
 
 
 class ShardWriter:
@@ -200,7 +244,8 @@ class ShardWriter:
         self.stem = stem
         fd, self._tmp_tar = temp_for(storage.join(self.dir, f"{stem}.tar"))
         self._fileobj = os.fdopen(fd, "wb")
-        self._tar = tarfile.open(fileobj=self._fileobj, mode="w", format=tarfile.GNU_FORMAT)
+        self._hashed = HashingWriter(self._fileobj)  # the tar's size and SHA-256, for the marker, as it is written
+        self._tar = tarfile.open(fileobj=self._hashed, mode="w", format=tarfile.GNU_FORMAT)  # type: ignore[call-overload]
         self._columns: dict[str, list[str | bytes]] = {c: [] for c in SIDECAR_COLUMNS}  # the sidecar, by column
         self._seen: set[str] = set()
         self.rejected: Counter[str] = Counter()
@@ -249,11 +294,12 @@ class ShardWriter:
         os.fsync(self._fileobj.fileno())
         self._fileobj.close()
         publish(self._tmp_tar, storage.join(self.dir, f"{self.stem}.tar"))
-
-        _write_columns(self.dir, self.stem, self._columns)
+        files = {f"{self.stem}.tar": record(self._hashed.size, self.kept, self._hashed.hexdigest()),
+                 f"{self.stem}{SIDECAR_SUFFIX}": _write_columns(self.dir, self.stem, self._columns)}
 
         stats = {"in": self.n_in, "kept": self.kept, "rejected": dict(sorted(self.rejected.items()))}
         stats.update(extra_stats or {})
+        stats["files"] = files
         assert stats["in"] == stats["kept"] + sum(stats["rejected"].values())
         write_json_atomic(storage.join(self.dir, f"{self.stem}{STATS_SUFFIX}"), stats)
         self._committed = True
@@ -330,10 +376,22 @@ def read_stats(dataset_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
     return {stem: json.loads(blob) for stem, blob in zip(stems, blobs)}
 
 
-def read_sidecar(dataset_dir: str | os.PathLike, stem: str) -> list[dict[str, Any]]:
-    """Rows of a shard's sidecar: key, status, reason, detail, meta (decoded)."""
-
-    rows = _read_parquet(storage.join(dataset_dir, f"{stem}{SIDECAR_SUFFIX}")).to_pylist()
+def read_sidecar(dataset_dir: str | os.PathLike, stem: str, *, verify: bool = True) -> list[dict[str, Any]]:
+    """Rows of a shard's sidecar: key, status, reason, detail, meta (decoded). With `verify`, its size, SHA-256 and
+    row count are checked against the stats marker first (`ShardCorrupt` / `ShardUnfinished`, as `read_shard`)."""
+    path = storage.join(dataset_dir, f"{stem}{SIDECAR_SUFFIX}")
+    expected = expected_file(path) if verify else None
+    data = storage.read_bytes(path)
+    if expected is not None:
+        got = record_bytes(data, 0)
+        check(path, expected, size=got["size"], sha256=got["sha256"] if "sha256" in expected else None)
+    try:
+        with pq.ParquetFile(io.BytesIO(data)) as f:
+            table = f.read()
+    except (pa.ArrowException, OSError, ValueError) as e:
+        raise ShardCorrupt(f"{path} is not a readable parquet sidecar ({e})") from None
+    check(path, expected, samples=table.num_rows)
+    rows = table.to_pylist()
     for r in rows:
         r["meta"] = json.loads(r["meta"]) if r["meta"] else {}
     return rows
@@ -350,40 +408,43 @@ def read_config(dataset_dir: str | os.PathLike) -> dict[str, Any] | None:
     return json.loads(storage.read_bytes(p)) if storage.exists(p) else None
 
 
-def _read_parquet(path: str) -> pa.Table:
-    # ParquetFile, not pq.read_table: read_table goes through pyarrow.dataset, whose import (with pandas) costs
-    # ~1 s of CPU in every process that reads a sidecar.
-    source = io.BytesIO(storage.read_bytes(path)) if storage.is_remote(path) else path
-    with pq.ParquetFile(source) as f:
-        return f.read()
-
-
 def drop_samples(dataset_dir: str | os.PathLike, stem: str, drops: dict[str, tuple[str, str]]) -> dict[str, Any]:
     """Turn kept samples of a done shard into rejects (key → (reason, detail)); rewrites tar, sidecar, stats.
 
-    Idempotent: stats are recomputed from the sidecar, and keys already gone from the tar are fine, so a run
-    killed half-way through this and rerun ends in the same state.
+    The shard is checked against its marker first; the marker is then removed, so a run killed half-way through
+    leaves the shard unfinished (never a tar that disagrees with a marker): the rerun redoes the shard and this
+    pass, ending in the same bytes. Dropping keys already gone is a no-op.
     """
     d = storage.normalize(dataset_dir)
     tar_path = storage.join(d, f"{stem}.tar")
+    marker = storage.join(d, f"{stem}{STATS_SUFFIX}")
+    stats = read_marker(marker)
+    rows = read_sidecar(d, stem)
+    if not any(r["status"] == "kept" and r["key"] in drops for r in rows):
+        return stats
     fd, tmp = temp_for(tar_path)
-    with os.fdopen(fd, "wb") as f, tarfile.open(fileobj=f, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for sample in read_shard(tar_path):
-            if sample["__key__"] in drops:
-                continue
-            for name, data in sample_members(sample):
-                tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            hashed = HashingWriter(f)
+            with tarfile.open(fileobj=hashed, mode="w", format=tarfile.GNU_FORMAT) as tar:  # type: ignore[call-overload]
+                for sample in read_shard(tar_path):  # verified as it streams: a corrupt shard stops here
+                    if sample["__key__"] in drops:
+                        continue
+                    for name, data in sample_members(sample):
+                        tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    storage.remove(marker)
     publish(tmp, tar_path)
 
-    rows = read_sidecar(d, stem)
     for r in rows:
         if r["status"] == "kept" and r["key"] in drops:
             r["status"], (r["reason"], r["detail"]) = "rejected", drops[r["key"]]
-    _write_sidecar(d, stem, rows)
-
-    stats = json.loads(storage.read_bytes(storage.join(d, f"{stem}{STATS_SUFFIX}")))
+    kept = sum(r["status"] == "kept" for r in rows)
+    files = {f"{stem}.tar": record(hashed.size, kept, hashed.hexdigest()),
+             f"{stem}{SIDECAR_SUFFIX}": _write_sidecar(d, stem, rows)}
     rejected = Counter(r["reason"] for r in rows if r["status"] == "rejected")
-    stats.update({"in": len(rows), "kept": sum(r["status"] == "kept" for r in rows),
-                  "rejected": dict(sorted(rejected.items()))})
-    write_json_atomic(storage.join(d, f"{stem}{STATS_SUFFIX}"), stats)
+    stats.update({"in": len(rows), "kept": kept, "rejected": dict(sorted(rejected.items())), "files": files})
+    write_json_atomic(marker, stats)
     return stats

@@ -34,7 +34,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [  # top first
     ("work", ("surd.stages", "surd.sources", "surd.review", "surd.embed", "surd.adapter", "surd.eval", "surd.dedup",
               "surd.export")),
     ("ground", ("surd.registry", "surd.deps", "surd.files", "surd.sample", "surd.shards", "surd.images",
-                "surd.batching", "surd.fetch", "surd.models", "surd.storage", "surd.options")),
+                "surd.batching", "surd.fetch", "surd.models", "surd.storage", "surd.options", "surd.trust",
+                "surd.integrity", "surd.audit")),
 ]
 ROOT_MODULE = "surd"  # the package itself (only __version__) belongs to the ground floor
 # Dependencies every install has (pyproject `dependencies`): import them at the top of the module.

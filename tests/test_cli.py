@@ -69,6 +69,16 @@ def test_sample_pipeline_end_to_end(tmp_path):
     assert shown.count("── ") == 2 and "complex:" in shown
     rerun = _surd("run", "pipelines/sample.yaml", "--runs-dir", str(runs))
     assert rerun.returncode == 0 and rerun.stdout.count("(0 written") == 6
+    verified = _surd("verify", str(run))
+    assert verified.returncode == 0 and "06_train_adapter" in verified.stdout, verified.stderr[-2000:]
+    tar = run / "02_caption" / "00001.tar"
+    data = bytearray(tar.read_bytes())
+    data[5000] ^= 0xFF  # same size, same members: only the checksum sees it
+    tar.write_bytes(bytes(data))
+    bad = _surd("verify", str(run))
+    assert bad.returncode == 1 and "02_caption/00001.tar does not match its stats marker (sha256" in bad.stderr
+    after = _surd("dedup", str(run / "02_caption"), "--out", str(tmp_path / "again"), "--retries", "0")
+    assert after.returncode == 1 and "00001.tar does not match its stats marker" in after.stderr
 
 
 def test_ingest_manifest_cli_and_stats_table(tmp_path):

@@ -35,18 +35,48 @@ OFFICIAL_UNUSED = (r"^encoder_layer\.", r"^attention\.value_layer\.")
 def save_adapter_files(directory: str | os.PathLike, config: AdapterConfig, state_dict: dict[str, Any],
                        extra: dict[str, Any] | None = None) -> Path:
     """Write a config and every tensor of a state dict (W0 included) under the fixed names."""
-    from safetensors.torch import save  # torch-backed: an optional extra
-
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
     meta = {"format": FORMAT, "format_version": str(FORMAT_VERSION)}
-    write_bytes_atomic(out / WEIGHTS_NAME, save(tensors, metadata=meta))
+    write_bytes_atomic(out / WEIGHTS_NAME, safetensors_bytes(state_dict, meta))
     doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "surd_version": surd.__version__, **config.to_dict()}
     if extra:
         doc["extra"] = extra
     write_json_atomic(out / CONFIG_NAME, doc)
     return out
+
+
+# torch dtype name → safetensors dtype code (the format's spec: huggingface/safetensors, "Format")
+_DTYPES = {"float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16", "int64": "I64", "int32": "I32",
+           "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}
+
+
+def safetensors_bytes(state_dict: dict[str, Any], metadata: dict[str, str]) -> bytes:
+    """A safetensors file, byte-identical for the same tensors on every run and machine.
+
+    ``safetensors.torch.save`` writes ``__metadata__`` in the order of a Rust HashMap, which changes from process
+    to process, so the same adapter gave different files. Here the header is json with sorted keys and no spaces
+    (padded with spaces to 8 bytes, as the format asks), tensors laid out by (itemsize descending, name), the order
+    safetensors itself uses so every tensor stays aligned. `safetensors.torch.load_file` reads it back.
+    """
+    import torch  # the adapter extra: only adapter code writes tensors
+
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
+    order = sorted(tensors, key=lambda k: (-tensors[k].element_size(), k))
+    header: dict[str, Any] = {"__metadata__": dict(sorted(metadata.items()))}
+    blobs, offset = [], 0
+    for name in order:
+        t = tensors[name]
+        dtype = str(t.dtype).removeprefix("torch.")
+        if dtype not in _DTYPES:
+            raise ValueError(f"tensor {name!r} has dtype {dtype}, which surd does not write to safetensors")
+        data = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
+        header[name] = {"dtype": _DTYPES[dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    head = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)
+    return len(head).to_bytes(8, "little") + head + b"".join(blobs)
 
 
 def read_adapter_config(directory: str | os.PathLike) -> AdapterConfig:

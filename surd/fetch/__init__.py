@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from typing import Any
-from urllib.parse import urlparse
 
+from surd import trust
 from surd.fetch.local import local_path
 from surd.fetch.result import FetchError
 from surd.registry import Registry
@@ -30,18 +30,21 @@ FETCHERS = Registry("fetcher", {
 
 
 def scheme_of(ref: str) -> str:
-    """``/a/b.jpg`` and ``file:///a/b.jpg`` are "file"; ``https://...`` is "https"."""
-    parsed = urlparse(ref)
-    # A one-letter scheme is a Windows drive, not a URL scheme.
-    return parsed.scheme.lower() if len(parsed.scheme) > 1 else "file"
+    """``/a/b.jpg`` and ``file:///a/b.jpg`` are "file"; ``https://...`` is "https" (never raises: `surd.trust`)."""
+    return trust.scheme(ref)
 
 
 def fetch_all(refs: list[str], options: dict[str, Any]) -> list[bytes | FetchError]:
-    """Fetch every ref with the fetcher of its scheme; results in input order."""
+    """Fetch every ref with the fetcher of its scheme; results in input order. A ref that does not parse is its own
+    ``bad_url`` error, so one malformed URL never takes the other refs (or the shard) down with it."""
     by_scheme: dict[str, list[int]] = defaultdict(list)
-    for i, ref in enumerate(refs):
-        by_scheme[scheme_of(ref)].append(i)
     out: list[bytes | FetchError | None] = [None] * len(refs)
+    for i, ref in enumerate(refs):
+        why = trust.parse_error(ref)
+        if why is not None:
+            out[i] = FetchError("bad_url", f"{ref[:200]!r}: {why}")
+        else:
+            by_scheme[scheme_of(ref)].append(i)
     for scheme, idx in by_scheme.items():
         if scheme not in FETCHERS:
             for i in idx:

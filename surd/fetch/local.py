@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import os
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from surd.fetch.result import FetchError
-
-
-def local_path(ref: str) -> str:
-    """The file system path of a plain path or a ``file://`` URL."""
-    return unquote(urlparse(ref).path) if ref.startswith("file://") else ref
+from surd.trust import local_path
 
 
 def fetch_many(refs: list[str], options: dict[str, Any]) -> list[bytes | FetchError]:

@@ -31,7 +31,7 @@ from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from surd.options import config, option
 from surd.review.access import (
@@ -67,6 +67,7 @@ from surd.review.records import (
     reviewer_problem,
 )
 from surd.review.site import read_site
+from surd.trust import served_file
 
 MAX_CHANGES = 5000  # per request; the page sends a few hundred at most
 
@@ -307,11 +308,7 @@ class ReviewHandler(SimpleHTTPRequestHandler):
 
     def _resolve(self) -> Path | None:
         """The regular file a URL names, only if it lies inside the review directory."""
-        rel = unquote(urlsplit(self.path).path).lstrip("/") or "index.html"
-        target = (self.state.root / rel).resolve()
-        if not target.is_relative_to(self.state.root) or not target.is_file():
-            return None
-        return target
+        return served_file(self.state.root, urlsplit(self.path).path)
 
     def _body(self) -> bytes | None:
         """The request body within the size bound, or None after answering 411/413."""
@@ -346,7 +343,7 @@ class ReviewHandler(SimpleHTTPRequestHandler):
             return
         try:
             reply = self.state.write(json.loads(body))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: [[[[…
             return self._json(HTTPStatus.BAD_REQUEST, {"error": f"body is not JSON: {exc}"})
         except DecisionError as exc:
             return self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc), "problems": exc.problems})

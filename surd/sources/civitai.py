@@ -16,7 +16,7 @@ from surd import storage
 from surd.fetch.http import DownloadConfig, get_json
 from surd.options import config, option
 from surd.sources.civitai_shapes import read_item
-from surd.sources.rows import make_row
+from surd.sources.rows import web_row
 from surd.sources.web_state import NetworkGate, PageLog
 
 SORTS = ("Most Reactions", "Most Comments", "Most Collected", "Newest", "Oldest")
@@ -111,7 +111,7 @@ def item_row(item: dict[str, Any], cfg: Config) -> dict[str, Any]:
     image = full_size_url(url) if cfg.original and url else url
     site = cfg.base_url.rstrip("/")
     negative = meta.get("negativePrompt")
-    return make_row(
+    return web_row(
         source="civitai", source_id=str(item.get("id")), image=image, complex_prompt=view.prompt,
         negative_prompt=negative if isinstance(negative, str) else "",
         url=f"{site}/images/{item.get('id')}", license="Civitai user content (see the site's terms)",

@@ -7,6 +7,8 @@ Every ``metadata.jsonl`` / ``metadata.csv`` / ``metadata.parquet`` under the fol
    metadata, in an ``image/`` or ``images/`` folder there, or in ``image/`` / ``images/`` one level up (the official
    ``data_collect`` layout: ``data/metadata.jsonl`` + ``image/<name>.png``). One file must match: two are
    ``ambiguous_file``, none is ``missing_file`` (the detail names the folders searched).
+A found file must resolve (symlinks followed) inside the folder, or inside a folder named in ``allowed_roots``:
+otherwise the row is ``outside_root`` (`surd.trust.check_inside`).
 Columns: ``text`` = simple prompt, ``prompt`` = complex prompt (the official names), plus surd's export columns
 (negative_prompt, source, source_id, license, provenance); any other column is kept under ``extra``.
 """
@@ -22,6 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from surd import trust
 from surd.options import config, option
 from surd.sources.rows import make_row
 from surd.sources.tables import BAD, read_records, text
@@ -50,8 +53,11 @@ class Config:
     license_col: str = option("license", help="Metadata column with each row's license (optional).")
     provenance_col: str = option("provenance", help="Metadata column with each row's provenance (optional).")
     source_name: str = option("surd", help='Source name when the metadata has no source column.')
+    allowed_roots: tuple[str, ...] = option((), flag="--allow-root", help="A folder images may also resolve into "
+                                            "(repeatable); by default only this folder, symlinks resolved.")
 
     def __post_init__(self) -> None:
+        trust.check_roots(self.allowed_roots)
         if not Path(self.path).is_dir():
             raise FileNotFoundError(f"folder {self.path} not found: pass the folder that holds the images and "
                                     f"{' / '.join(METADATA_NAMES)}")
@@ -147,12 +153,15 @@ def _provenance(value: Any, default: dict[str, Any]) -> Any:
     return value if value not in (None, "") else default
 
 
-def _row(cfg: Config, rec: dict[str, Any], meta: Path, root: Path) -> dict[str, Any]:
+def _row(cfg: Config, rec: dict[str, Any], meta: Path, root: Path, roots: tuple[Path, ...]) -> dict[str, Any]:
     name = text(rec.get(cfg.image_col)) or ""
     rel_dir = meta.parent.relative_to(root).as_posix()
     listed = posixpath.normpath(posixpath.join(rel_dir, name.replace("\\", "/"))) if name else ""
     path, error, detail = find_image(name, meta.parent, root) if name else (None, "missing_image_ref",
                                                                            f"empty {cfg.image_col!r} column")
+    refused = trust.check_inside(path, roots, "image") if path else None
+    if refused is not None:
+        path, error, detail = None, refused.reason, refused.detail
     known = {cfg.image_col, cfg.prompt_col, cfg.negative_col, cfg.simple_col, cfg.id_col, cfg.source_col,
              cfg.license_col, cfg.provenance_col, "key"}  # key: surd's export; recomputed from (source, source_id)
     extra = {k: v for k, v in rec.items() if k not in known and text(v) not in (None, "")}
@@ -177,6 +186,7 @@ def _row(cfg: Config, rec: dict[str, Any], meta: Path, root: Path) -> dict[str, 
 def list_rows(cfg: Config, state_dir: Path | None = None) -> Iterator[dict[str, Any]]:
     """One row per metadata record, metadata files in path order; unusable records are rows with a reason."""
     root = Path(cfg.path).resolve()
+    roots = trust.roots_of(root, cfg.allowed_roots)
     _listing.cache_clear()  # a rerun must see files added since
     for meta in metadata_files(root):
         checked = False
@@ -189,4 +199,4 @@ def list_rows(cfg: Config, state_dir: Path | None = None) -> Iterator[dict[str, 
             if not checked:
                 _check_columns(cfg, rec, meta)
                 checked = True
-            yield _row(cfg, rec, meta, root)
+            yield _row(cfg, rec, meta, root, roots)

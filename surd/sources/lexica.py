@@ -17,7 +17,7 @@ from surd import storage
 from surd.fetch.http import DownloadConfig, get_json
 from surd.options import config, option
 from surd.sources import lexica_infinite
-from surd.sources.rows import make_row
+from surd.sources.rows import web_row
 from surd.sources.web_state import NetworkGate, PageLog
 
 MODES = ("search", "cursor")
@@ -94,7 +94,7 @@ def item_row(item: dict[str, Any], query: str, cfg: Config, api: str = "") -> di
     extra = {"image_id": item.get("id"), "width": item.get("width"), "height": item.get("height"),
              "model": item.get("model"), "seed": item.get("seed"), "guidance": item.get("guidance"),
              "prompt_id": item.get("promptid"), "grid": item.get("grid"), "query": query}
-    return make_row(
+    return web_row(
         source="lexica", source_id=str(item.get("id")), image=src, complex_prompt=prompt if has_prompt else None,
         negative_prompt=item.get("negativePrompt") or "", url=item.get("gallery") or f"{site}/prompt/{item.get('id')}",
         license="Lexica content (see the site's terms)",

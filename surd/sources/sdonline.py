@@ -20,7 +20,7 @@ from surd import storage
 from surd.fetch.http import DownloadConfig, client_for
 from surd.fetch.result import FetchError
 from surd.options import config, option
-from surd.sources.rows import make_row
+from surd.sources.rows import web_row
 from surd.sources.sdonline_html import clean_prompt, parse_detail, parse_listing
 from surd.sources.web_state import NetworkGate, PageLog
 
@@ -110,7 +110,7 @@ def detail_row(card: dict[str, Any], page: dict[str, Any], keyword: str) -> dict
         "height": record.get("height") or card.get("height"), "keyword": keyword, "slug": card.get("slug"),
         "prompt_from": route or None, "images_agree": editor["image"] == html["image"] if both_images else None,
     }  # fmt: skip
-    return make_row(
+    return web_row(
         source="sdonline", source_id=card["id"], image=image, complex_prompt=prompt or None,
         negative_prompt=clean_prompt(negative), url=card["url"], license=LICENSE,
         provenance={"page": card["url"], "image_url": image, "keyword": keyword},

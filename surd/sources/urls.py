@@ -2,6 +2,10 @@
 
 Columns are found automatically (``url``/``URL``/``image_url``... and ``caption``/``TEXT``/``prompt``...) or named
 with ``url_col``/``caption_col``. Every other column is kept in the sample json under ``extra``.
+
+Only ``http(s)://`` URLs are fetched (through the SSRF guard) unless the user opts in: a list from someone else must
+not pull local files (``allow_local_files``) or objects readable with the user's credentials (``allow_object_store``)
+into a dataset. Each refused or unparseable URL is its own rejected row (`surd.trust.check_ref`).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any, ClassVar
 from surd.options import config, option
 from surd.sources.rows import make_row
 from surd.sources.tables import BAD, TableFile, read_records, text
+from surd.trust import check_ref
 
 URL_COLUMNS = ("url", "URL", "image_url", "img_url", "src", "link", "image")
 CAPTION_COLUMNS = ("caption", "TEXT", "text", "prompt", "complex_prompt", "Prompt")
@@ -32,6 +37,10 @@ class Config(TableFile):
     negative_col: str = option("negative_prompt", help='Negative prompt column (optional).')
     id_col: str = option("", help='Stable id column (default: the URL).')
     source_name: str = option("urls", help='Source name recorded in each sample.')
+    allow_local_files: bool = option(False, help="Also fetch plain paths, file:// and zip:// URLs (only for a list you "
+                                     "wrote: without it they are rejected local_file_refused).")
+    allow_object_store: bool = option(False, help="Also fetch s3://, gs://, hf://, ... URLs with your storage "
+                                      "credentials (without it they are rejected object_store_refused).")
 
 
 def _pick(explicit: str, candidates: tuple[str, ...], columns: list[str], what: str, cfg: Config) -> str:
@@ -76,11 +85,15 @@ def list_rows(cfg: Config, state_dir: str | None = None) -> Iterator[dict[str, A
                     _pick(cfg.caption_col, CAPTION_COLUMNS, names, "caption", cfg))
         url, prompt = _text(rec.get(cols[0])), _text(rec.get(cols[1]))
         error = "missing_url" if not url else "missing_prompt" if not prompt else None
+        detail = "" if error is None else f"row {i}: empty {cols[0] if not url else cols[1]!r}"
+        refused = check_ref(url, allow_local_files=cfg.allow_local_files,
+                            allow_object_store=cfg.allow_object_store) if url else None
+        if refused is not None:
+            error, detail = refused.reason, f"row {i}: {refused.detail}"
         used = {cols[0], cols[1], cfg.negative_col, cfg.id_col}
         extra = _json_safe({k: v for k, v in rec.items() if k not in used and _text(v)})
         yield make_row(
             source=cfg.source_name, source_id=_text(rec.get(cfg.id_col) if cfg.id_col else "") or url or f"{cfg.path}#{i}",
             image=url, complex_prompt=prompt or None, negative_prompt=_text(rec.get(cfg.negative_col)), url=url,
-            provenance={"list": str(cfg.path), "row": i}, extra=extra, error=error,
-            error_detail="" if error is None else f"row {i}: empty {cols[0] if not url else cols[1]!r}",
+            provenance={"list": str(cfg.path), "row": i}, extra=extra, error=error, error_detail=detail,
         )  # fmt: skip

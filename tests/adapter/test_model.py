@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 
@@ -11,13 +13,14 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 
 from surd.adapter.config import AdapterConfig  # noqa: E402
-from surd.adapter.io import CONFIG_NAME, WEIGHTS_NAME  # noqa: E402
+from surd.adapter.io import CONFIG_NAME, WEIGHTS_NAME, safetensors_bytes  # noqa: E402
 from surd.adapter.model import (  # noqa: E402
     SURAdapter,
     distillation_loss,
     import_official_checkpoint,
     make_w0,
 )
+from tests.conftest import REPO  # noqa: E402
 
 D, LLM = 32, 48
 
@@ -87,6 +90,42 @@ def test_save_load_round_trip(tmp_path):
     assert torch.equal(loaded.w0_weight, adapter.w0_weight) and torch.equal(loaded.w0_bias, adapter.w0_bias)
     x = torch.randn(2, 77, D)
     assert torch.equal(loaded(x), adapter(x))
+
+
+_SAVE = """
+import sys, torch
+from surd.adapter.config import AdapterConfig
+from surd.adapter.model import SURAdapter
+torch.manual_seed(0)
+SURAdapter(AdapterConfig(text_dim=32, llm_dim=48, ff_dim=64)).save_pretrained(sys.argv[1])
+"""
+
+
+def test_adapter_files_are_byte_identical_across_processes(tmp_path):
+    """safetensors' own writer orders the header's metadata by a per-process hash: two runs, two files. Ours
+    does not (each process has its own hash seed, so this needs separate processes)."""
+    for d in ("a", "b", "c"):
+        subprocess.run([sys.executable, "-c", _SAVE, str(tmp_path / d)], cwd=REPO, check=True)
+    for name in (WEIGHTS_NAME, CONFIG_NAME):
+        assert len({(tmp_path / d / name).read_bytes() for d in ("a", "b", "c")}) == 1, name
+
+
+def test_safetensors_bytes_round_trip_every_dtype():
+    from safetensors.torch import load  # the reference reader
+
+    g = torch.Generator().manual_seed(0)
+    tensors = {"w": torch.randn(3, 2, generator=g), "h": torch.randn(2, generator=g).half(),
+               "b": torch.ones(2, dtype=torch.bfloat16), "i": torch.arange(4), "m": torch.tensor([True, False]),
+               "e": torch.zeros(0), "s": torch.tensor(2.5, dtype=torch.float64)}
+    data = safetensors_bytes(tensors, {"z": "1", "a": "2"})
+    n = int.from_bytes(data[:8], "little")
+    assert n % 8 == 0 and data[8:8 + n].startswith(b'{"__metadata__":{"a":"2","z":"1"}')
+    back = load(data)
+    assert set(back) == set(tensors)
+    for k, v in tensors.items():
+        assert back[k].dtype == v.dtype and torch.equal(back[k], v), k
+    with pytest.raises(ValueError, match="complex64"):
+        safetensors_bytes({"c": torch.zeros(2, dtype=torch.complex64)}, {})
 
 
 def test_load_refuses_mismatched_base_width(tmp_path):
