@@ -1,0 +1,315 @@
+"""The per-host rate budget of a whole run: one schedule that every worker process and every node shares.
+
+`rate_limit` means requests per second per host for the whole run, however many processes and nodes fetch. Before
+each request a process waits its turn on `process_budget()` (`wait(host, interval)`); a 429 or Retry-After that any
+worker gets is reported with `pause(host, seconds)` and holds the host off for all of them. Where the schedule
+lives:
+
+- in this process (`LOCAL`): the default, the driver's own, and all a run in one process needs;
+- a local process pool: the driver serves its own schedule on a Unix socket (`serve_processes`) named in the
+  workers' environment (`SURD_RATE_BUDGET`), so the driver's requests (listing pages) and theirs share it;
+- Ray: an actor named ``surd-rate-budget`` in the run's Ray job (`serve_ray`), which every worker on every node asks.
+
+The owner holds each request until its turn instead of handing out future send times, so a Retry-After reported
+meanwhile delays the requests already queued too, not only later ones: one round trip per request, no batching
+(a batch would be a set of future send times a pause could no longer move).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any, Protocol
+
+from surd.fetch.policy import HostSchedule
+
+ENV = "SURD_RATE_BUDGET"  # "unix:<socket path>": the run's budget, for worker processes the driver starts
+ACTOR = "surd-rate-budget"  # the Ray actor holding a Ray run's budget, in the run's job namespace
+
+
+class BudgetUnreachable(RuntimeError):
+    """A worker cannot reach its run's budget (the driver or the budget actor went away)."""
+
+
+class Budget(Protocol):
+    def wait(self, host: str, interval: float) -> None:
+        """Return when a request to *host* may be sent; *host* is then busy for *interval* seconds."""
+
+    def pause(self, host: str, seconds: float) -> None:
+        """Hold every worker off *host* for *seconds* (a 429 or Retry-After)."""
+
+
+class LocalBudget:
+    """A schedule waited on by the threads of this process: one waiter per host polls it, the others queue."""
+
+    def __init__(self, schedule: HostSchedule | None = None) -> None:
+        self.schedule = schedule or HostSchedule()
+        self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._guard = threading.Lock()
+
+    def wait(self, host: str, interval: float) -> None:
+        with self._guard:
+            lock = self._locks[host]
+        with lock:
+            while (delay := self.schedule.try_take(host, interval)) > 0:
+                time.sleep(delay)  # a pause meanwhile is seen when it wakes: it checks again
+
+    def pause(self, host: str, seconds: float) -> None:
+        self.schedule.pause(host, seconds)
+
+
+class AsyncBudget:
+    """The same waiting, for an owner that serves many workers from one event loop (the socket server, the actor)."""
+
+    def __init__(self, schedule: HostSchedule) -> None:
+        self.schedule = schedule
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def wait(self, host: str, interval: float) -> None:
+        async with self._locks[host]:
+            while (delay := self.schedule.try_take(host, interval)) > 0:
+                await asyncio.sleep(delay)
+
+    async def pause(self, host: str, seconds: float) -> None:
+        self.schedule.pause(host, seconds)
+
+    async def snapshot(self) -> dict[str, float]:
+        return self.schedule.snapshot()
+
+    async def call(self, op: str, host: str, value: float) -> None:
+        if op not in ("wait", "pause"):
+            raise ValueError(f"unknown budget request {op!r}")
+        await getattr(self, op)(str(host), float(value))
+
+
+LOCAL = LocalBudget()  # this process's schedule: what a driver serves, and every process's budget without a server
+_SERVED: set[str] = set()  # budget addresses this process serves itself (its own requests skip the socket)
+
+
+def process_budget() -> Budget:
+    """The budget requests from this process wait on: the run's shared one when there is one, else `LOCAL`."""
+    address = os.environ.get(ENV, "")
+    if address and address not in _SERVED:
+        return _socket_budget(address)
+    return _ray_budget() or LOCAL
+
+
+# ------------------------------------------------------------------------------------------ local worker processes
+
+
+class BudgetServer:
+    """The driver's schedule served on a Unix socket (a private temp folder) from an event loop in a thread.
+
+    One JSON line per request, ``["wait", host, interval]`` or ``["pause", host, seconds]``, answered ``ok`` when
+    done: a wait is answered when the request may be sent.
+    """
+
+    def __init__(self, schedule: HostSchedule) -> None:
+        self._dir = tempfile.mkdtemp(prefix="surd-budget-")  # mode 0700: only this user reaches the socket
+        self.path = os.path.join(self._dir, "sock")
+        self._budget = AsyncBudget(schedule)
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._serve, name="surd-rate-budget", daemon=True)
+
+    def start(self) -> BudgetServer:
+        self._thread.start()
+        self._ready.wait(30)
+        if self._error is not None or not self._ready.is_set():
+            self.stop()
+            raise BudgetUnreachable(f"could not start the run's rate budget server at {self.path}: {self._error}")
+        return self
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            server = self._loop.run_until_complete(asyncio.start_unix_server(self._client, path=self.path))
+        except OSError as e:
+            self._error = e
+            self._ready.set()
+            return
+        self._ready.set()
+        self._loop.run_forever()
+        server.close()
+        pending = [t for t in asyncio.all_tasks(self._loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(server.wait_closed(), *pending, return_exceptions=True))
+        self._loop.close()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                op, host, value = json.loads(line)
+                await self._budget.call(op, host, value)
+                writer.write(b"ok\n")
+                await writer.drain()
+        except (ConnectionError, ValueError, TypeError):  # a worker that went away, or a malformed line: drop it
+            pass
+        finally:
+            writer.close()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class SocketBudget:
+    """A worker process's side of `BudgetServer`: a few kept-open connections, one request at a time on each."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._free: list[tuple[socket.socket, Any]] = []
+        self._lock = threading.Lock()
+
+    def wait(self, host: str, interval: float) -> None:
+        self._call("wait", host, interval)
+
+    def pause(self, host: str, seconds: float) -> None:
+        self._call("pause", host, seconds)
+
+    def _call(self, op: str, host: str, value: float) -> None:
+        with self._lock:
+            conn = self._free.pop() if self._free else None
+        try:
+            if conn is None:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                conn = (sock, sock.makefile("rb"))
+                sock.connect(self.path)
+            conn[0].sendall(json.dumps([op, host, value]).encode() + b"\n")
+            if conn[1].readline() != b"ok\n":
+                raise ConnectionError("the budget server closed the connection")
+        except OSError as e:
+            if conn is not None:
+                conn[0].close()
+            raise BudgetUnreachable(f"the run's rate budget (unix:{self.path}, served by the process that started "
+                                    f"the run) did not answer: {e}") from None
+        with self._lock:
+            self._free.append(conn)
+
+
+@lru_cache(maxsize=4)
+def _socket_budget(address: str) -> SocketBudget:
+    scheme, _, path = address.partition(":")
+    if scheme != "unix" or not path:
+        raise ValueError(f"{ENV}={address!r}: expected unix:<socket path> (set by surd's local executor for its "
+                         "worker processes); unset it to limit each process on its own")
+    return SocketBudget(path)
+
+
+@contextmanager
+def serve_processes() -> Iterator[str]:
+    """Serve this process's schedule to the worker processes started meanwhile (they inherit `SURD_RATE_BUDGET`).
+
+    In a process that already has a run-wide budget (a worker, or a nested pool) its children inherit that one.
+    Yields the address.
+    """
+    if os.environ.get(ENV):
+        yield os.environ[ENV]
+        return
+    server = BudgetServer(LOCAL.schedule).start()
+    address = f"unix:{server.path}"
+    _SERVED.add(address)
+    os.environ[ENV] = address
+    try:
+        yield address
+    finally:
+        if os.environ.get(ENV) == address:
+            del os.environ[ENV]
+        _SERVED.discard(address)
+        server.stop()
+
+
+# ---------------------------------------------------------------------------------------------------------- Ray
+
+
+class BudgetActor(AsyncBudget):
+    """A Ray run's budget (an async actor: each worker's wait is a coroutine answered when its request may go)."""
+
+    def __init__(self, waits: dict[str, float]) -> None:
+        super().__init__(HostSchedule())
+        self.schedule.restore(waits)
+
+
+class RayBudget:
+    """A Ray worker's side of `BudgetActor`, found by name in its job; looked up again when a new run replaced it."""
+
+    def __init__(self, ray: Any) -> None:
+        self.ray = ray
+        self._actor: Any = None
+
+    def wait(self, host: str, interval: float) -> None:
+        self._call("wait", host, interval)
+
+    def pause(self, host: str, seconds: float) -> None:
+        self._call("pause", host, seconds)
+
+    def _call(self, method: str, host: str, value: float) -> None:
+        for attempt in range(2):
+            actor = self._actor
+            if actor is None:
+                try:
+                    actor = self._actor = self.ray.get_actor(ACTOR)
+                except ValueError:
+                    raise BudgetUnreachable(f"no rate budget actor {ACTOR!r} in this Ray job: fetch through surd's "
+                                            "ray executor, which starts it for each run") from None
+            try:
+                self.ray.get(getattr(actor, method).remote(host, value))
+                return
+            except self.ray.exceptions.RayActorError as e:
+                self._actor = None  # an earlier run's actor (this worker process served it too): look up the new one
+                if attempt:
+                    raise BudgetUnreachable(f"the run's rate budget actor {ACTOR!r} is gone: {e}") from None
+
+
+_RAY: list[RayBudget] = []  # this process's RayBudget, once it knows it is a Ray worker
+
+
+def _ray_budget() -> RayBudget | None:
+    """In a Ray worker process, the run's budget actor; None elsewhere (a driver keeps `LOCAL`)."""
+    if _RAY:
+        return _RAY[0]
+    ray = sys.modules.get("ray")  # a Ray worker always has ray imported; other processes need not import it
+    if ray is None or not ray.is_initialized() or ray.get_runtime_context().worker.mode != ray.WORKER_MODE:
+        return None
+    _RAY.append(RayBudget(ray))
+    return _RAY[0]
+
+
+@contextmanager
+def serve_ray(ray: Any) -> Iterator[Any]:
+    """Start this run's budget actor on the driver's node, holding off what the driver's schedule holds off; at the
+    end, hand its state back to the driver's schedule (the next stage goes on from it) and kill it."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # ray: optional heavy dependency
+
+    try:
+        ray.kill(ray.get_actor(ACTOR))  # left by an earlier run of this job that did not end cleanly
+    except ValueError:
+        pass
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    actor_cls = ray.remote(num_cpus=0, max_restarts=0, max_concurrency=100_000, name=ACTOR,
+                           scheduling_strategy=here)(BudgetActor)
+    actor = actor_cls.remote(LOCAL.schedule.snapshot())
+    ray.get(actor.snapshot.remote(), timeout=120)  # started (raises if it cannot be placed)
+    try:
+        yield actor
+    finally:
+        try:
+            LOCAL.schedule.restore(ray.get(actor.snapshot.remote(), timeout=30))
+        except Exception:  # a lost actor only loses its waits; the run's result does not depend on them
+            pass
+        ray.kill(actor)
