@@ -10,6 +10,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from surd.fetch.budget import serve_processes
 from surd.task import ShardTask, format_error, is_fatal, not_run, process_shard
 
 _QUEUE: Any = None  # per worker process: where progress counts go
@@ -49,7 +50,8 @@ class LocalExecutor:
         if self.workers == 1 or len(tasks) <= 1:
             yield from self._serial(stage, cfg, output_dir, tasks, retries, progress)
         else:
-            yield from self._pool(stage, cfg, output_dir, tasks, retries, progress)
+            with serve_processes():  # rate-budget hook: the worker processes wait on this process's per-host budget
+                yield from self._pool(stage, cfg, output_dir, tasks, retries, progress)
 
     def _serial(self, stage, cfg, output_dir, tasks, retries, progress):
         fatal = None

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from surd.deps import require
+from surd.fetch.budget import serve_ray
 from surd.models import ModelCache
 from surd.task import ShardTask, format_error, is_fatal, not_run, process_shard
 
@@ -87,10 +88,11 @@ class RayExecutor:
 
     def run(self, stage: str, cfg: Any, output_dir: str, tasks: list[ShardTask], retries: int,
             progress: Callable[[int], None]) -> Iterator[tuple[ShardTask, dict | None, str | None]]:
-        if self.use_actors:
-            yield from self._run_actors(stage, cfg, output_dir, tasks, retries, progress)
-        else:
-            yield from self._run_tasks(stage, cfg, output_dir, tasks, retries, progress)
+        with serve_ray(self.ray):  # rate-budget hook: every worker on every node waits on one per-host budget actor
+            if self.use_actors:
+                yield from self._run_actors(stage, cfg, output_dir, tasks, retries, progress)
+            else:
+                yield from self._run_tasks(stage, cfg, output_dir, tasks, retries, progress)
 
     def _run_tasks(self, stage, cfg, output_dir, tasks, retries, progress):
         ray = self.ray
