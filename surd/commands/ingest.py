@@ -38,11 +38,11 @@ RESAMPLE = typer.Option("lanczos", help="Resize filter: lanczos (sharpest), bicu
 
 def download_options(threads: int, timeout: float, retries: int, rate_limit: float, allow_private: bool,
                      ignore_opt_out: bool, workers: int | None, ignore_robots: bool = False) -> dict[str, Any]:
-    """The `download:` config; the per-host rate is split across worker processes (each limits its own share).
+    """The `download:` config; rate_limit is per host for the whole run, every worker sharing it (surd.fetch.budget).
 
     robots.txt is only named when it is ignored, so configs saved before the option existed still match."""
     options = {"threads": threads, "timeout": timeout, "retries": retries,
-               "rate_limit": rate_limit / max(1, workers or 1), "allow_private": allow_private,
+               "rate_limit": rate_limit, "allow_private": allow_private,
                "respect_opt_out": not ignore_opt_out}
     return {**options, "respect_robots": False} if ignore_robots else options
 

@@ -160,7 +160,7 @@ def test_cli_commands_build_the_ingest_config(server, tmp_path, source):
     assert result.exit_code == 0, result.output
     saved = shards.read_config(tmp_path / "out")["config"]
     assert saved["source"] == source and saved["size"] == 64 and saved["shard_size"] == 1
-    assert saved["download"]["rate_limit"] == 8.0 / workers  # the per-host rate is shared by the worker processes
+    assert saved["download"]["rate_limit"] == 8.0  # the run-wide per-host rate, as given: never divided by workers
     assert saved["download"]["threads"] == 4 and saved["download"]["allow_private"] is True
     stats = total_stats(tmp_path / "out")
     assert stats["in"] == stats["kept"] == 2 and stats["shards"] == 2
