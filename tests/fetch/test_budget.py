@@ -185,7 +185,7 @@ def test_three_workers_stay_within_the_run_wide_rate(server, tmp_path, how):
     assert max_in_window(times) <= RATE + SLACK, times
 
 
-def _first_image_429(srv: FaultServer, n: int, retry_after: int) -> dict[str, float]:
+def first_image_429(srv: FaultServer, n: int, retry_after: int) -> dict[str, float]:
     """Images served by handlers; the first image request of the run gets 429 + Retry-After. Returns its time."""
     seen: dict[str, float] = {}
     lock = threading.Lock()
@@ -220,7 +220,7 @@ def check_429_held_everyone_off(srv: FaultServer, seen: dict[str, float], retry_
 
 def test_a_429_from_one_worker_holds_off_all_three(server, tmp_path):
     n = SHARDS * 8
-    seen = _first_image_429(server, n, retry_after=2)
+    seen = first_image_429(server, n, retry_after=2)
     (tmp_path / "urls.jsonl").write_text("".join(f'{{"url": "{server.url(f"/img/{i}.jpg")}", "caption": "c{i}"}}\n'
                                                  for i in range(n)))
     doc = {"name": "held", "workers": SHARDS, "stages": [{"stage": "ingest", "config": {
