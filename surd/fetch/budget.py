@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -105,6 +106,35 @@ def process_budget() -> Budget:
     return _ray_budget() or LOCAL
 
 
+class RemoteBudget(ABC):
+    """A worker's side of a budget another process owns: one round trip per request to a host with a rate limit.
+
+    A host without one (interval 0) has nothing to take turns for, only pauses to honour: a turn there is a lease
+    for `LEASE` seconds, in which this process sends to that host without asking again. Another worker's pause
+    reaches it within that time; its own pause ends its lease at once.
+    """
+
+    LEASE = 0.05
+
+    def __init__(self) -> None:
+        self._leases: dict[str, float] = {}  # host → until when unlimited requests go without asking
+
+    def wait(self, host: str, interval: float) -> None:
+        if interval <= 0 and self._leases.get(host, 0.0) > time.monotonic():
+            return
+        self._call("wait", host, interval)
+        if interval <= 0:
+            self._leases[host] = time.monotonic() + self.LEASE
+
+    def pause(self, host: str, seconds: float) -> None:
+        self._leases.pop(host, None)
+        self._call("pause", host, seconds)
+
+    @abstractmethod
+    def _call(self, op: str, host: str, value: float) -> None:
+        """Send one request ("wait" or "pause") to the owner; return when it answered."""
+
+
 # ------------------------------------------------------------------------------------------ local worker processes
 
 
@@ -122,6 +152,7 @@ class BudgetServer:
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self.served = 0  # requests answered
         self._thread = threading.Thread(target=self._serve, name="surd-rate-budget", daemon=True)
 
     def start(self) -> BudgetServer:
@@ -154,6 +185,7 @@ class BudgetServer:
             while line := await reader.readline():
                 op, host, value = json.loads(line)
                 await self._budget.call(op, host, value)
+                self.served += 1
                 writer.write(b"ok\n")
                 await writer.drain()
         except (ConnectionError, ValueError, TypeError):  # a worker that went away, or a malformed line: drop it
@@ -168,19 +200,14 @@ class BudgetServer:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
-class SocketBudget:
+class SocketBudget(RemoteBudget):
     """A worker process's side of `BudgetServer`: a few kept-open connections, one request at a time on each."""
 
     def __init__(self, path: str) -> None:
+        super().__init__()
         self.path = path
         self._free: list[tuple[socket.socket, Any]] = []
         self._lock = threading.Lock()
-
-    def wait(self, host: str, interval: float) -> None:
-        self._call("wait", host, interval)
-
-    def pause(self, host: str, seconds: float) -> None:
-        self._call("pause", host, seconds)
 
     def _call(self, op: str, host: str, value: float) -> None:
         with self._lock:
@@ -245,18 +272,13 @@ class BudgetActor(AsyncBudget):
         self.schedule.restore(waits)
 
 
-class RayBudget:
+class RayBudget(RemoteBudget):
     """A Ray worker's side of `BudgetActor`, found by name in its job; looked up again when a new run replaced it."""
 
     def __init__(self, ray: Any) -> None:
+        super().__init__()
         self.ray = ray
         self._actor: Any = None
-
-    def wait(self, host: str, interval: float) -> None:
-        self._call("wait", host, interval)
-
-    def pause(self, host: str, seconds: float) -> None:
-        self._call("pause", host, seconds)
 
     def _call(self, method: str, host: str, value: float) -> None:
         for attempt in range(2):

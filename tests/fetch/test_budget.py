@@ -98,6 +98,27 @@ def test_budget_server_serves_the_drivers_own_schedule():
         worker.wait("c.example", 0.0)
 
 
+def test_unlimited_hosts_ask_once_per_lease_and_still_see_pauses():
+    server = BudgetServer(LOCAL.schedule).start()
+    try:
+        worker = SocketBudget(server.path)
+        for _ in range(50):
+            worker.wait("f.example", 0.0)  # no limit: one turn, then a lease
+        assert 1 <= server.served < 10
+        paused_at = time.monotonic()
+        LOCAL.pause("f.example", 0.4)  # another worker's 429
+        time.sleep(SocketBudget.LEASE + 0.01)
+        worker.wait("f.example", 0.0)
+        assert time.monotonic() >= paused_at + 0.4 - 0.005  # seen once the lease ran out
+        worker.wait("g.example", 0.0)
+        paused_at = time.monotonic()
+        worker.pause("g.example", 0.2)  # its own 429 ends its lease at once
+        worker.wait("g.example", 0.0)
+        assert time.monotonic() >= paused_at + 0.2 - 0.005
+    finally:
+        server.stop()
+
+
 def test_process_budget_reads_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv(budget.ENV, raising=False)
     assert process_budget() is LOCAL
@@ -118,9 +139,12 @@ def test_a_server_that_cannot_start_says_where(tmp_path):
         server.start()
 
 
-def test_a_429_without_retry_after_pauses_the_host_for_everyone(server, monkeypatch):
-    monkeypatch.setattr("surd.fetch.http.backoff_delay", lambda *a: 0.6)  # the backoff this worker waits out
-    server.routes["/busy.jpg"] = Route(body=make_jpeg(16, 16), fail_times=1, fail_status=429)
+@pytest.mark.parametrize(("status", "retry_after", "pause"), [(429, None, 0.6), (503, "1", 1.0)])
+def test_a_429_or_a_retry_after_pauses_the_host_for_everyone(server, monkeypatch, status, retry_after, pause):
+    """A 429 holds every worker off for the backoff its worker waits out (0.6 s here), a Retry-After for as long."""
+    monkeypatch.setattr("surd.fetch.http.backoff_delay", lambda attempt, base, cap, ra=None: max(0.6, ra or 0.0))
+    server.routes["/busy.jpg"] = Route(body=make_jpeg(16, 16), fail_times=1, fail_status=status,
+                                       retry_after=retry_after)
     server.routes["/other.jpg"] = Route(body=make_jpeg(16, 16, seed=1))
     cfg = {**HTTP, "respect_robots": False}
     got: list[object] = []
@@ -128,13 +152,13 @@ def test_a_429_without_retry_after_pauses_the_host_for_everyone(server, monkeypa
     busy.start()
     deadline = time.monotonic() + 10
     while LOCAL.schedule.snapshot().get("127.0.0.1", 0.0) < 0.4 and time.monotonic() < deadline:
-        time.sleep(0.005)  # until the 429 is reported (the spacing alone holds the host 0.1 s, not 0.4)
+        time.sleep(0.005)  # until the answer is reported (the spacing alone holds the host 0.1 s, not 0.4)
     other = Client(DownloadConfig(**{**cfg, "rate_limit": 0}))  # another worker's client, unlimited
     assert other.fetch(server.url("/other.jpg")) == make_jpeg(16, 16, seed=1)
     busy.join()
     assert got == [make_jpeg(16, 16)]
-    t429 = server.hits["/busy.jpg"][0]
-    assert server.hits["/other.jpg"][0] >= t429 + 0.6  # held off by the other's 429 though it has no limit
+    t_busy = server.hits["/busy.jpg"][0]
+    assert server.hits["/other.jpg"][0] >= t_busy + pause  # held off by the other's answer though it has no limit
 
 
 # ------------------------------------------------------------------------------------- 3 local worker processes
