@@ -7,7 +7,8 @@ behaviour, one schedule per process, no round trip) and once with every process 
 server (`surd.fetch.budget.serve_processes`). Two limits: ``rate_limit: 0`` (unlimited: a worker asks the server
 once per host and lease, `RemoteBudget.LEASE`) and ``rate_limit: 1e6`` (a limit that never binds here but makes
 every request take a turn: one Unix-socket round trip per request, what any real limit costs). Rounds alternate,
-the best of each side counts. Also the bare cost of one turn, in a worker process: in-process vs over the socket,
+the best of each side counts (requests/s, and the CPU per request of the workers and the driver together, which
+load disturbs less than wall time). Also the bare cost of one turn, in a worker process: in-process vs over the socket,
 and with ``--ray`` to a budget actor on a local one-node Ray cluster from a Ray task.
 
     python bench/rate_budget.py                # 2 processes x 8 threads x 1,500 requests, 3 rounds
@@ -59,29 +60,33 @@ def _serve(port: mp.Value) -> None:
     httpd.serve_forever()
 
 
-def _fetch_worker(base: str, n: int, threads: int, start_at: float, rate: float) -> float:
-    """Seconds this process takes for n fetches with `threads` threads (after a warm-up), starting at start_at."""
+def _fetch_worker(base: str, n: int, threads: int, start_at: float, rate: float) -> tuple[float, float]:
+    """(seconds, CPU seconds of all its threads) this process takes for n fetches with `threads` threads (after a
+    warm-up), starting at start_at."""
     cfg = DownloadConfig(rate_limit=rate, threads=threads, allowed_networks=("127.0.0.0/8",), respect_robots=False)
     client = Client(cfg)
     urls = [f"{base}/{i}.jpg" for i in range(n)]
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(client.fetch, urls[: threads * 4]))
         time.sleep(max(0.0, start_at - time.time()))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         got = list(pool.map(client.fetch, urls))
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert all(g == BODY for g in got), "the server did not answer every request"
-    return seconds
+    return seconds, cpu
 
 
-def fetch_rate(base: str, processes: int, threads: int, n: int, rate: float) -> float:
-    """Requests/s of `processes` worker processes fetching together (total requests / slowest process)."""
+def fetch_rate(base: str, processes: int, threads: int, n: int, rate: float) -> tuple[float, float]:
+    """(requests/s, client CPU us per request) of `processes` worker processes fetching together: total requests /
+    the slowest process; the CPU of the workers' timed part plus this process's (where the budget server runs)."""
     ctx = mp.get_context("spawn")
+    c0 = time.process_time()
     with ProcessPoolExecutor(processes, mp_context=ctx) as pool:
         start_at = time.time() + 3.0  # every process imported and warmed up by then
-        seconds = list(pool.map(_fetch_worker, [base] * processes, [n] * processes, [threads] * processes,
-                                [start_at] * processes, [rate] * processes))
-    return processes * n / max(seconds)
+        done = list(pool.map(_fetch_worker, [base] * processes, [n] * processes, [threads] * processes,
+                             [start_at] * processes, [rate] * processes))
+    cpu = sum(c for _, c in done) + time.process_time() - c0
+    return processes * n / max(s for s, _ in done), 1e6 * cpu / (processes * n)
 
 
 def _call_worker(n: int) -> float:
@@ -131,16 +136,20 @@ def main() -> None:
     base = f"http://127.0.0.1:{port.value}"
     print(f"{args.processes} processes x {args.threads} threads x {args.requests} requests, server {base}")
     best: dict[tuple[float, str], float] = {}
+    cpu: dict[tuple[float, str], float] = {}
     try:
         for r in range(args.rounds):
             line = []
             for rate in RATES:
-                alone = fetch_rate(base, args.processes, args.threads, args.requests, rate)
+                alone, alone_cpu = fetch_rate(base, args.processes, args.threads, args.requests, rate)
                 with budget.serve_processes():
-                    shared = fetch_rate(base, args.processes, args.threads, args.requests, rate)
+                    shared, shared_cpu = fetch_rate(base, args.processes, args.threads, args.requests, rate)
                 best[rate, "alone"] = max(best.get((rate, "alone"), 0.0), alone)
                 best[rate, "shared"] = max(best.get((rate, "shared"), 0.0), shared)
-                line.append(f"rate_limit {rate:g}: per-process {alone:,.0f}, shared {shared:,.0f} req/s")
+                cpu[rate, "alone"] = min(cpu.get((rate, "alone"), 1e9), alone_cpu)
+                cpu[rate, "shared"] = min(cpu.get((rate, "shared"), 1e9), shared_cpu)
+                line.append(f"rate_limit {rate:g}: per-process {alone:,.0f} req/s {alone_cpu:.0f} us CPU/req, "
+                            f"shared {shared:,.0f} req/s {shared_cpu:.0f} us CPU/req")
             print(f"round {r + 1}: {'; '.join(line)} (load average {os.getloadavg()[0]:.1f})")
         local_calls = call_rate(20_000)
         with budget.serve_processes():
@@ -154,7 +163,9 @@ def main() -> None:
         server.terminate()
     for rate in RATES:
         print(f"best at rate_limit {rate:g}: per-process {best[rate, 'alone']:,.0f} req/s, shared "
-              f"{best[rate, 'shared']:,.0f} req/s, ratio {best[rate, 'shared'] / best[rate, 'alone']:.3f}")
+              f"{best[rate, 'shared']:,.0f} req/s, ratio {best[rate, 'shared'] / best[rate, 'alone']:.3f}; CPU "
+              f"{cpu[rate, 'alone']:.0f} vs {cpu[rate, 'shared']:.0f} us/request "
+              f"(+{cpu[rate, 'shared'] - cpu[rate, 'alone']:.0f} us)")
     print(f"ratio shared / per-process requests/s: {best[0.0, 'shared'] / best[0.0, 'alone']:.3f}")
 
 

@@ -166,7 +166,8 @@ class BudgetServer:
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
         try:
-            server = self._loop.run_until_complete(asyncio.start_unix_server(self._client, path=self.path))
+            serving = asyncio.start_unix_server(self._client, path=self.path, backlog=4096)  # every worker thread
+            server = self._loop.run_until_complete(serving)
         except OSError as e:
             self._error = e
             self._ready.set()
@@ -222,6 +223,7 @@ class SocketBudget(RemoteBudget):
                 raise ConnectionError("the budget server closed the connection")
         except OSError as e:
             if conn is not None:
+                conn[1].close()
                 conn[0].close()
             raise BudgetUnreachable(f"the run's rate budget (unix:{self.path}, served by the process that started "
                                     f"the run) did not answer: {e}") from None
