@@ -105,6 +105,9 @@ def call_rate(n: int) -> float:
 
 
 def ray_call_rate(n: int) -> float:
+    # A local cluster as the tests start them: no auth token written to ~/.ray (it would change what every later
+    # `ray start` on this machine expects), no usage stats sent.
+    os.environ.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
     import ray  # optional heavy dependency: only with --ray
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
