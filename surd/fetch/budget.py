@@ -8,11 +8,13 @@ lives:
 - in this process (`LOCAL`): the default, the driver's own, and all a run in one process needs;
 - a local process pool: the driver serves its own schedule on a Unix socket (`serve_processes`) named in the
   workers' environment (`SURD_RATE_BUDGET`), so the driver's requests (listing pages) and theirs share it;
-- Ray: an actor named ``surd-rate-budget`` in the run's Ray job (`serve_ray`), which every worker on every node asks.
+- Ray: actors named ``surd-rate-budget-<k>`` in the run's Ray job (`serve_ray`), one per host group (a host's group
+  is a hash of its name), which every worker on every node asks.
 
 The owner holds each request until its turn instead of handing out future send times, so a Retry-After reported
-meanwhile delays the requests already queued too, not only later ones: one round trip per request, no batching
-(a batch would be a set of future send times a pause could no longer move).
+meanwhile delays the requests already queued too, not only later ones: one round trip per request to a limited
+host, no batching (a batch would be a set of future send times a pause could no longer move); a host with no limit
+is asked once per 50 ms lease (`RemoteBudget`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Iterator
@@ -36,7 +39,8 @@ from typing import Any, Protocol
 from surd.fetch.policy import HostSchedule
 
 ENV = "SURD_RATE_BUDGET"  # "unix:<socket path>": the run's budget, for worker processes the driver starts
-ACTOR = "surd-rate-budget"  # the Ray actor holding a Ray run's budget, in the run's job namespace
+ACTOR = "surd-rate-budget"  # Ray actors surd-rate-budget-<k> hold a Ray run's budget, in the run's job namespace
+MAX_GROUPS = 16  # at most this many budget actors (host groups) on Ray
 
 
 class BudgetUnreachable(RuntimeError):
@@ -267,35 +271,50 @@ def serve_processes() -> Iterator[str]:
 
 
 class BudgetActor(AsyncBudget):
-    """A Ray run's budget (an async actor: each worker's wait is a coroutine answered when its request may go)."""
+    """One host group of a Ray run's budget (an async actor: each worker's wait is a coroutine answered when its
+    request may go). The first group's actor also tells workers how many groups there are."""
 
-    def __init__(self, waits: dict[str, float]) -> None:
+    def __init__(self, waits: dict[str, float], groups: int) -> None:
         super().__init__(HostSchedule())
         self.schedule.restore(waits)
+        self._groups = groups
+
+    async def groups(self) -> int:
+        return self._groups
+
+
+def group_of(host: str, groups: int) -> int:
+    """The budget actor that owns *host*: the same on every worker and node."""
+    return zlib.crc32(host.encode()) % groups
 
 
 class RayBudget(RemoteBudget):
-    """A Ray worker's side of `BudgetActor`, found by name in its job; looked up again when a new run replaced it."""
+    """A Ray worker's side of the `BudgetActor`s, found by name in its job; looked up again when a new run replaced
+    them (this worker process served an earlier run too)."""
 
     def __init__(self, ray: Any) -> None:
         super().__init__()
         self.ray = ray
-        self._actor: Any = None
+        self._actors: list[Any] = []
+
+    def _lookup(self) -> list[Any]:
+        try:
+            first = self.ray.get_actor(f"{ACTOR}-0")
+            groups = self.ray.get(first.groups.remote())
+            return [first, *(self.ray.get_actor(f"{ACTOR}-{k}") for k in range(1, groups))]
+        except ValueError:
+            raise BudgetUnreachable(f"no rate budget actor {ACTOR!r} in this Ray job: fetch through surd's ray "
+                                    "executor, which starts it for each run") from None
 
     def _call(self, method: str, host: str, value: float) -> None:
         for attempt in range(2):
-            actor = self._actor
-            if actor is None:
-                try:
-                    actor = self._actor = self.ray.get_actor(ACTOR)
-                except ValueError:
-                    raise BudgetUnreachable(f"no rate budget actor {ACTOR!r} in this Ray job: fetch through surd's "
-                                            "ray executor, which starts it for each run") from None
+            actors = self._actors or self._lookup()
+            self._actors = actors
             try:
-                self.ray.get(getattr(actor, method).remote(host, value))
+                self.ray.get(getattr(actors[group_of(host, len(actors))], method).remote(host, value))
                 return
             except self.ray.exceptions.RayActorError as e:
-                self._actor = None  # an earlier run's actor (this worker process served it too): look up the new one
+                self._actors = []  # an earlier run's actors: look up this run's
                 if attempt:
                     raise BudgetUnreachable(f"the run's rate budget actor {ACTOR!r} is gone: {e}") from None
 
@@ -315,28 +334,33 @@ def _ray_budget() -> RayBudget | None:
 
 
 @contextmanager
-def serve_ray(ray: Any) -> Iterator[Any]:
-    """Start this run's budget actor on the driver's node, holding off what the driver's schedule holds off; at the
-    end, hand its state back to the driver's schedule (the next stage goes on from it) and kill it.
+def serve_ray(ray: Any, groups: int | None = None) -> Iterator[list[Any]]:
+    """Start this run's budget: one actor per host group (`groups`, default one per live node up to `MAX_GROUPS`,
+    so the budget's capacity grows with the cluster), each holding off what the driver's schedule holds off; at the
+    end, hand their state back to the driver's schedule (the next stage goes on from it) and kill them.
 
-    The actor starts while the run's workers do (its name is registered at once, so they find it; their first
-    request waits until it is up): a stage that fetches nothing does not wait for it (1-2 s on a loaded machine).
+    The actors start while the run's workers do (names are registered at once, so workers find them; a first
+    request waits until its actor is up): a stage that fetches nothing does not wait (1-2 s on a loaded machine).
+    An actor whose node is lost is restarted elsewhere and the turns it was asked for are asked again; its hosts'
+    spacing starts afresh there.
     """
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # ray: optional heavy dependency
+    from ray.util import list_named_actors  # ray: optional heavy dependency
 
+    for name in list_named_actors():  # left by an earlier run of this job that did not end cleanly
+        if name.startswith(f"{ACTOR}-"):
+            ray.kill(ray.get_actor(name))
+    groups = groups or max(1, min(MAX_GROUPS, sum(1 for node in ray.nodes() if node.get("Alive"))))
+    waits = LOCAL.schedule.snapshot()
+    actors = [ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=100_000,
+                         name=f"{ACTOR}-{k}", scheduling_strategy="SPREAD")(BudgetActor).remote(waits, groups)
+              for k in range(groups)]
     try:
-        ray.kill(ray.get_actor(ACTOR))  # left by an earlier run of this job that did not end cleanly
-    except ValueError:
-        pass
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
-    actor_cls = ray.remote(num_cpus=0, max_restarts=0, max_concurrency=100_000, name=ACTOR,
-                           scheduling_strategy=here)(BudgetActor)
-    actor = actor_cls.remote(LOCAL.schedule.snapshot())
-    try:
-        yield actor
+        yield actors
     finally:
-        try:  # an actor not up within a second served no one: nothing to hand back
-            LOCAL.schedule.restore(ray.get(actor.snapshot.remote(), timeout=1.0))
+        try:  # actors not up within a second served no one: nothing to hand back
+            for held in ray.get([a.snapshot.remote() for a in actors], timeout=1.0):
+                LOCAL.schedule.restore(held)
         except Exception:  # a lost actor only loses its waits; the run's result does not depend on them
             pass
-        ray.kill(actor)
+        for actor in actors:
+            ray.kill(actor)

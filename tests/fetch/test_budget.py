@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,15 @@ from typer.testing import CliRunner
 from surd import shards
 from surd.cli import app
 from surd.fetch import budget
-from surd.fetch.budget import LOCAL, BudgetServer, BudgetUnreachable, SocketBudget, process_budget, serve_processes
+from surd.fetch.budget import (
+    LOCAL,
+    BudgetServer,
+    BudgetUnreachable,
+    SocketBudget,
+    group_of,
+    process_budget,
+    serve_processes,
+)
 from surd.fetch.http import Client, DownloadConfig
 from surd.pipeline import run_pipeline
 from surd.runner import total_stats
@@ -117,6 +126,13 @@ def test_unlimited_hosts_ask_once_per_lease_and_still_see_pauses():
         assert time.monotonic() >= paused_at + 0.2 - 0.005
     finally:
         server.stop()
+
+
+def test_hosts_fall_in_stable_groups():
+    assert group_of("a.example", 1) == 0
+    groups = [group_of(f"img{i}.example", 4) for i in range(200)]
+    assert set(groups) == {0, 1, 2, 3} and max(groups.count(g) for g in range(4)) < 80  # spread, not piled up
+    assert group_of("img7.example", 4) == zlib.crc32(b"img7.example") % 4  # the same in every process (no hash seed)
 
 
 def test_process_budget_reads_the_environment(monkeypatch, tmp_path):

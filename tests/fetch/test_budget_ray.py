@@ -1,12 +1,12 @@
 """The run-wide per-host budget on a real two-node Ray cluster (2 nodes × 2 workers, `ray start` on 127.0.0.1): every
-worker on every node waits on one budget actor, so the host sees the run's rate, and a 429 one worker gets holds
-all of them off."""
+worker on every node waits on the budget actor of the host's group, so the host sees the run's rate, and a 429 one
+worker gets holds all of them off."""
 
 from __future__ import annotations
 
 import pytest
 
-from surd.fetch.budget import ACTOR
+from surd.fetch.budget import ACTOR, serve_ray
 from surd.runner import run_stage
 from tests.executors.test_ray_multinode import cluster  # noqa: F401 (the two-node cluster fixture, reused)
 from tests.fetch.test_budget import (
@@ -20,6 +20,7 @@ from tests.fetch.test_budget import (
 )
 
 ray = pytest.importorskip("ray")
+list_named_actors = pytest.importorskip("ray.util").list_named_actors
 pytestmark = [pytest.mark.ray, pytest.mark.s3]
 
 
@@ -38,8 +39,7 @@ def test_two_nodes_of_two_workers_share_one_budget(cluster, server, tmp_path):  
     assert len([node for node in ray.nodes() if node["Alive"]]) == 2
     assert max_in_window(arrivals(server)) <= RATE + SLACK
     check_429_held_everyone_off(server, seen, 2.0)
-    with pytest.raises(ValueError):
-        ray.get_actor(ACTOR)  # the run's actor is gone with the run
+    assert not [name for name in list_named_actors() if name.startswith(ACTOR)]  # gone with the run
 
     # A second run: the workers Ray reuses find the new run's actor (their handle to the first one is dead).
     server.hits.clear()
@@ -47,3 +47,5 @@ def test_two_nodes_of_two_workers_share_one_budget(cluster, server, tmp_path):  
     again = run_stage("ingest", cfg2, tmp_path / "out2", executor="ray", address=cluster.address, progress=False)
     assert again.ok and again.stats["kept"] == 8, again.failed
     assert max_in_window(arrivals(server)) <= RATE + SLACK
+    with serve_ray(ray) as actors:
+        assert len(actors) == 2  # one host group per live node: the budget's capacity grows with the cluster
