@@ -30,7 +30,6 @@ import threading
 import time
 import zlib
 from abc import ABC, abstractmethod
-from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -60,15 +59,22 @@ class LocalBudget:
 
     def __init__(self, schedule: HostSchedule | None = None) -> None:
         self.schedule = schedule or HostSchedule()
-        self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._queues: dict[str, list] = {}  # host → [lock, threads using it]; dropped when none is (millions of hosts)
         self._guard = threading.Lock()
 
     def wait(self, host: str, interval: float) -> None:
         with self._guard:
-            lock = self._locks[host]
-        with lock:
-            while (delay := self.schedule.try_take(host, interval)) > 0:
-                time.sleep(delay)  # a pause meanwhile is seen when it wakes: it checks again
+            queue = self._queues.setdefault(host, [threading.Lock(), 0])
+            queue[1] += 1
+        try:
+            with queue[0]:
+                while (delay := self.schedule.try_take(host, interval)) > 0:
+                    time.sleep(delay)  # a pause meanwhile is seen when it wakes: it checks again
+        finally:
+            with self._guard:
+                queue[1] -= 1
+                if not queue[1]:
+                    del self._queues[host]
 
     def pause(self, host: str, seconds: float) -> None:
         self.schedule.pause(host, seconds)
@@ -79,12 +85,19 @@ class AsyncBudget:
 
     def __init__(self, schedule: HostSchedule) -> None:
         self.schedule = schedule
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._queues: dict[str, list] = {}  # host → [lock, requests using it]; dropped when none is
 
     async def wait(self, host: str, interval: float) -> None:
-        async with self._locks[host]:
-            while (delay := self.schedule.try_take(host, interval)) > 0:
-                await asyncio.sleep(delay)
+        queue = self._queues.setdefault(host, [asyncio.Lock(), 0])  # one event loop: no race between these lines
+        queue[1] += 1
+        try:
+            async with queue[0]:
+                while (delay := self.schedule.try_take(host, interval)) > 0:
+                    await asyncio.sleep(delay)
+        finally:
+            queue[1] -= 1
+            if not queue[1]:
+                del self._queues[host]
 
     async def pause(self, host: str, seconds: float) -> None:
         self.schedule.pause(host, seconds)

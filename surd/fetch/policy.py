@@ -82,6 +82,7 @@ class HostSchedule:
         self._clock = clock
         self._next: dict[str, float] = {}  # host → earliest time of its next request
         self._lock = threading.Lock()
+        self._prune_at = 4096  # hosts held before free ones are forgotten (a URL list can name millions)
 
     def try_take(self, host: str, interval: float) -> float:
         with self._lock:
@@ -90,7 +91,13 @@ class HostSchedule:
             if ready > now:
                 return ready - now
             self._next[host] = now + interval
+            if len(self._next) > self._prune_at:  # amortised: the next sweep waits until the table doubles
+                self._next = {h: t for h, t in self._next.items() if t > now}
+                self._prune_at = max(4096, 2 * len(self._next))
             return 0.0
+
+    def __len__(self) -> int:
+        return len(self._next)
 
     def pause(self, host: str, seconds: float) -> None:
         with self._lock:

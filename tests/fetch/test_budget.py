@@ -83,6 +83,7 @@ def test_threads_of_one_process_share_the_local_budget():
     t0 = time.monotonic()
     LOCAL.wait("b.example", 0.0)  # unlimited, but another thread's 429 still holds it off
     assert time.monotonic() - t0 >= 0.29
+    assert not LOCAL._queues  # no host's queue outlives its last waiter
 
 
 def test_budget_server_serves_the_drivers_own_schedule():

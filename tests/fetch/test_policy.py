@@ -70,3 +70,18 @@ def test_host_schedule_spaces_turns_per_host_and_pauses_after_retry_after():
     assert other.try_take("a", 0.25) == pytest.approx(2.0) and other.try_take("b", 0.25) == 0.0
     schedule.clear()
     assert schedule.try_take("a", 0.25) == 0.0
+
+
+def test_host_schedule_forgets_free_hosts_but_never_a_held_one():
+    now = [0.0]
+    schedule = HostSchedule(clock=lambda: now[0])
+    schedule.pause("held.example", 100.0)
+    for i in range(5000):
+        schedule.try_take(f"h{i}.example", 1.0)
+    now[0] = 2.0  # every h*.example is free again
+    for i in range(5000, 10000):
+        schedule.try_take(f"h{i}.example", 1.0)
+    assert len(schedule) < 6000  # a URL list naming millions of hosts does not keep them all
+    assert schedule.try_take("held.example", 1.0) == pytest.approx(98.0)
+    assert schedule.try_take("h9999.example", 1.0) == pytest.approx(1.0)
+
