@@ -99,16 +99,15 @@ class AsyncBudget:
             if not queue[1]:
                 del self._queues[host]
 
+    def try_now(self, host: str, interval: float) -> bool:
+        """Take the host's turn if it is free now and no request is queued for it (the server's fast path)."""
+        return host not in self._queues and self.schedule.try_take(host, interval) == 0
+
     async def pause(self, host: str, seconds: float) -> None:
         self.schedule.pause(host, seconds)
 
     async def snapshot(self) -> dict[str, float]:
         return self.schedule.snapshot()
-
-    async def call(self, op: str, host: str, value: float) -> None:
-        if op not in ("wait", "pause"):
-            raise ValueError(f"unknown budget request {op!r}")
-        await getattr(self, op)(str(host), float(value))
 
 
 LOCAL = LocalBudget()  # this process's schedule: what a driver serves, and every process's budget without a server
@@ -159,7 +158,8 @@ class BudgetServer:
     """The driver's schedule served on a Unix socket (a private temp folder) from an event loop in a thread.
 
     One JSON line per request, ``["wait", host, interval]`` or ``["pause", host, seconds]``, answered ``ok`` when
-    done: a wait is answered when the request may be sent.
+    done: a wait is answered when the request may be sent. Each worker thread's connection has one request in
+    flight at a time; a turn that is free at once is answered without a coroutine (most of a turn's cost).
     """
 
     def __init__(self, schedule: HostSchedule) -> None:
@@ -170,6 +170,8 @@ class BudgetServer:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self.served = 0  # requests answered
+        self._connections: set[_Connection] = set()
+        self._waiting: set[asyncio.Task] = set()  # waits not answered yet (referenced, so none is collected)
         self._thread = threading.Thread(target=self._serve, name="surd-rate-budget", daemon=True)
 
     def start(self) -> BudgetServer:
@@ -183,8 +185,8 @@ class BudgetServer:
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
         try:
-            serving = asyncio.start_unix_server(self._client, path=self.path, backlog=4096)  # every worker thread
-            server = self._loop.run_until_complete(serving)
+            serving = self._loop.create_unix_server(lambda: _Connection(self), path=self.path, backlog=4096)
+            server = self._loop.run_until_complete(serving)  # a deep backlog: every worker thread connects at once
         except OSError as e:
             self._error = e
             self._ready.set()
@@ -192,24 +194,39 @@ class BudgetServer:
         self._ready.set()
         self._loop.run_forever()
         server.close()
+        for connection in list(self._connections):
+            connection.transport.close()
         pending = [t for t in asyncio.all_tasks(self._loop) if not t.done()]
         for task in pending:
             task.cancel()
         self._loop.run_until_complete(asyncio.gather(server.wait_closed(), *pending, return_exceptions=True))
         self._loop.close()
 
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def request(self, connection: _Connection, line: bytes) -> None:
+        """Answer one request line now, or once its turn comes; a malformed line drops the connection."""
         try:
-            while line := await reader.readline():
-                op, host, value = json.loads(line)
-                await self._budget.call(op, host, value)
-                self.served += 1
-                writer.write(b"ok\n")
-                await writer.drain()
-        except (ConnectionError, ValueError, TypeError):  # a worker that went away, or a malformed line: drop it
-            pass
-        finally:
-            writer.close()
+            op, host, value = json.loads(line)
+            host, value = str(host), float(value)
+            if op not in ("wait", "pause"):
+                raise ValueError(op)
+        except (ValueError, TypeError):
+            connection.transport.close()
+            return
+        if op == "pause":
+            self._budget.schedule.pause(host, value)
+        elif not self._budget.try_now(host, value):
+            task = self._loop.create_task(self._budget.wait(host, value))
+            self._waiting.add(task)
+            task.add_done_callback(lambda done: self._answered(done, connection))
+            return
+        self.served += 1
+        connection.transport.write(b"ok\n")
+
+    def _answered(self, task: asyncio.Task, connection: _Connection) -> None:
+        self._waiting.discard(task)
+        if not task.cancelled() and not connection.transport.is_closing():
+            self.served += 1
+            connection.transport.write(b"ok\n")
 
     def stop(self) -> None:
         if self._thread.is_alive():
@@ -218,34 +235,60 @@ class BudgetServer:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
+class _Connection(asyncio.Protocol):
+    """One worker thread's connection to `BudgetServer`: splits what arrives into request lines."""
+
+    def __init__(self, server: BudgetServer) -> None:
+        self.server = server
+        self.transport: Any = None
+        self._buffer = b""
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.server._connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server._connections.discard(self)
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        while b"\n" in self._buffer:
+            line, self._buffer = self._buffer.split(b"\n", 1)
+            self.server.request(self, line)
+
+
 class SocketBudget(RemoteBudget):
     """A worker process's side of `BudgetServer`: a few kept-open connections, one request at a time on each."""
 
     def __init__(self, path: str) -> None:
         super().__init__()
         self.path = path
-        self._free: list[tuple[socket.socket, Any]] = []
+        self._free: list[socket.socket] = []
         self._lock = threading.Lock()
 
     def _call(self, op: str, host: str, value: float) -> None:
         with self._lock:
-            conn = self._free.pop() if self._free else None
+            sock = self._free.pop() if self._free else None
         try:
-            if conn is None:
+            if sock is None:
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                conn = (sock, sock.makefile("rb"))
                 sock.connect(self.path)
-            conn[0].sendall(json.dumps([op, host, value]).encode() + b"\n")
-            if conn[1].readline() != b"ok\n":
-                raise ConnectionError("the budget server closed the connection")
+            sock.sendall(json.dumps([op, host, value]).encode() + b"\n")
+            reply = b""
+            while not reply.endswith(b"\n"):  # b"ok\n", almost always in one piece
+                chunk = sock.recv(16)
+                if not chunk:
+                    raise ConnectionError("the budget server closed the connection")
+                reply += chunk
+            if reply != b"ok\n":
+                raise ConnectionError(f"the budget server answered {reply!r}")
         except OSError as e:
-            if conn is not None:
-                conn[1].close()
-                conn[0].close()
+            if sock is not None:
+                sock.close()
             raise BudgetUnreachable(f"the run's rate budget (unix:{self.path}, served by the process that started "
                                     f"the run) did not answer: {e}") from None
         with self._lock:
-            self._free.append(conn)
+            self._free.append(sock)
 
 
 @lru_cache(maxsize=4)

@@ -8,6 +8,7 @@ half-open second; one late send can close the gap to the next). Load can only ma
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 import zlib
@@ -134,6 +135,21 @@ def test_hosts_fall_in_stable_groups():
     groups = [group_of(f"img{i}.example", 4) for i in range(200)]
     assert set(groups) == {0, 1, 2, 3} and max(groups.count(g) for g in range(4)) < 80  # spread, not piled up
     assert group_of("img7.example", 4) == zlib.crc32(b"img7.example") % 4  # the same in every process (no hash seed)
+
+
+@pytest.mark.parametrize("line", [b'["jump", "h.example", 1]\n', b"not json\n", b'["wait", "h.example"]\n'])
+def test_budget_server_drops_a_malformed_request_and_serves_the_others(line):
+    server = BudgetServer(LOCAL.schedule).start()
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as rogue:
+            rogue.settimeout(10)
+            rogue.connect(server.path)
+            rogue.sendall(line)
+            assert rogue.recv(16) == b""  # closed, not answered
+        SocketBudget(server.path).wait("h.example", 0.0)
+        assert server.served == 1
+    finally:
+        server.stop()
 
 
 def test_process_budget_reads_the_environment(monkeypatch, tmp_path):
