@@ -20,6 +20,7 @@ is asked once per 50 ms lease (`RemoteBudget`).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
 import shutil
@@ -180,6 +181,7 @@ class BudgetServer:
         if self._error is not None or not self._ready.is_set():
             self.stop()
             raise BudgetUnreachable(f"could not start the run's rate budget server at {self.path}: {self._error}")
+        atexit.register(self.stop)  # its folder goes even when the run that started it is abandoned, not closed
         return self
 
     def _serve(self) -> None:
@@ -229,6 +231,7 @@ class BudgetServer:
             connection.transport.write(b"ok\n")
 
     def stop(self) -> None:
+        atexit.unregister(self.stop)
         if self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
