@@ -106,11 +106,13 @@ def bad_manifest(tmp_path: Path) -> tuple[Path, dict[str, str]]:
 
 @pytest.fixture(autouse=True)
 def _fresh_http_clients():
-    """Each test gets new downloader clients: robots.txt verdicts and pools never leak into a test that happens to
-    reuse an earlier test server's port."""
+    """Each test gets new downloader clients and a clean per-host schedule: robots.txt verdicts, pools and an earlier
+    test's Retry-After pause never leak into a test that happens to reuse an earlier test server's host."""
+    from surd.fetch.budget import LOCAL
     from surd.fetch.http import client_for
 
     client_for.cache_clear()
+    LOCAL.schedule.clear()
     yield
 
 

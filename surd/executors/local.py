@@ -9,6 +9,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from surd.fetch.budget import serve_processes
 from surd.task import Chain, Failures, ShardTask, not_run, process
 
 _QUEUE: Any = None  # per worker process: where progress counts go, as (stem, samples)
@@ -73,7 +74,8 @@ class LocalExecutor:
         if self.workers == 1 or len(tasks) <= 1:
             yield from self._serial(chain, tasks, Failures(retries), _Progress(progress))
         else:
-            yield from self._pool(chain, tasks, Failures(retries), _Progress(progress))
+            with serve_processes():  # the worker processes wait on this process's per-host budget (surd.fetch.budget)
+                yield from self._pool(chain, tasks, Failures(retries), _Progress(progress))
 
     def _serial(self, chain, tasks, failures, counts):
         for task in tasks:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from surd.deps import require
+from surd.fetch.budget import serve_ray
 from surd.models import ModelCache
 from surd.task import Chain, Failures, ShardTask, not_run, process
 
@@ -88,10 +89,11 @@ class RayExecutor:
     def run(self, chain: Chain, tasks: list[ShardTask], retries: int,
             progress: Callable[[int], None]) -> Iterator[tuple[ShardTask, dict | None, str | None]]:
         """Progress is counted when a shard comes back done (a failed attempt counts nothing)."""
-        if self.use_actors:
-            yield from self._run_actors(chain, tasks, Failures(retries), progress)
-        else:
-            yield from self._run_tasks(chain, tasks, Failures(retries), progress)
+        with serve_ray(self.ray):  # every worker on every node waits on one per-host budget (surd.fetch.budget)
+            if self.use_actors:
+                yield from self._run_actors(chain, tasks, Failures(retries), progress)
+            else:
+                yield from self._run_tasks(chain, tasks, Failures(retries), progress)
 
     def _run_tasks(self, chain, tasks, failures, progress):
         ray = self.ray

@@ -1,6 +1,6 @@
 """Fetching image bytes by URL scheme: local files (`local`), http(s) through the guarded client (`http`, with the
-SSRF/politeness rules in `policy` and content checks in `content`), members of zip files (`archive`) and objects in
-object stores (`remote`: s3://, gs://, hf://, … through fsspec).
+SSRF/politeness rules in `policy`, the run-wide per-host rate budget in `budget` and content checks in `content`),
+members of zip files (`archive`) and objects in object stores (`remote`: s3://, gs://, hf://, … through fsspec).
 
 `fetch_all(refs, options)` returns bytes or a `FetchError` (a reason counted in the stats) per ref, in order.
 """

@@ -1,10 +1,10 @@
 """The polite, safe HTTP(S) downloader behind ingest: refs (URLs) in, image bytes or a FetchError reason out.
 
-Concurrent (a thread pool), per-host rate limit, exponential backoff with jitter on 408/429/5xx/timeouts/connection
-errors honouring Retry-After, bounded retries, timeouts, a maximum response size, content-type and magic-byte checks,
-TLS always verified, an honest user agent, X-Robots-Tag noai/noimageai and robots.txt honoured (`surd.fetch.robots`), and an
-SSRF guard that resolves every hop (redirects are followed here, never by the HTTP library) and connects to the checked
-IP only.
+Concurrent (a thread pool), a per-host rate limit for the whole run (`surd.fetch.budget`), exponential backoff with
+jitter on 408/429/5xx/timeouts/connection errors honouring Retry-After, bounded retries, timeouts, a maximum response
+size, content-type and magic-byte checks, TLS always verified, an honest user agent, X-Robots-Tag noai/noimageai and
+robots.txt honoured (`surd.fetch.robots`), and an SSRF guard that resolves every hop (redirects are followed here, never
+by the HTTP library) and connects to the checked IP only.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ import urllib3
 from urllib3.exceptions import HTTPError, NewConnectionError, ProtocolError, SSLError, TimeoutError
 
 from surd import __version__
+from surd.fetch.budget import process_budget
 from surd.fetch.content import looks_like_html, sniff_image
 from surd.fetch.policy import (
     AddressPolicy,
     BlockedAddress,
-    HostLimiter,
     backoff_delay,
     opted_out,
     parse_retry_after,
@@ -60,7 +60,7 @@ class DownloadConfig:
     backoff_max: float = option(30.0, help='Longest backoff in seconds.', ge=0)
     max_retry_after: float = option(120.0, ge=0,
                                    help='A Retry-After longer than this (seconds) gives up instead of waiting.')
-    rate_limit: float = option(10.0, help='Requests per second per host, all workers together (0 = no limit).', ge=0)
+    rate_limit: float = option(10.0, help='Requests per second per host for the whole run, every worker and node together (0 = no limit).', ge=0)
     max_bytes: int = option(64 * 1024 * 1024, help='Largest body accepted, in bytes.', gt=0)
     max_redirects: int = option(5, help='Redirects followed per request.', ge=0)
     allow_private: bool = option(False, flag="--allow-private-addresses",
@@ -105,12 +105,13 @@ class _Retry(NamedTuple):
 
 
 class Client:
-    """A thread-safe HTTP client for one DownloadConfig: connection pools by checked IP, one HostLimiter."""
+    """A thread-safe HTTP client for one DownloadConfig: connection pools by checked IP; every request waits its turn
+    on the run's per-host budget (`surd.fetch.budget`), shared by every client, process and node of the run."""
 
     def __init__(self, cfg: DownloadConfig) -> None:
         self.cfg = cfg
         self.policy = AddressPolicy(cfg.allow_private, cfg.allowed_networks)
-        self.limiter = HostLimiter(cfg.rate_limit)
+        self.interval = 1.0 / cfg.rate_limit if cfg.rate_limit > 0 else 0.0  # seconds between requests to a host
         self._pools: dict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = {}
         self._resolved: dict[tuple[str, int], tuple[str, float]] = {}  # (host, port) → (checked IP, expiry)
         self._lock = threading.Lock()
@@ -145,9 +146,10 @@ class Client:
             if attempt >= cfg.retries:
                 return FetchError(final, f"{result.detail} (after {attempt + 1} attempts)")
             attempt += 1
-            if result.retry_after is not None:
-                self.limiter.pause(result.host, result.retry_after)
-            time.sleep(backoff_delay(attempt, cfg.backoff_base, cfg.backoff_max, result.retry_after))
+            delay = backoff_delay(attempt, cfg.backoff_base, cfg.backoff_max, result.retry_after)
+            if result.retry_after is not None or result.reason == "http_429":
+                process_budget().pause(result.host, delay)  # every worker of the run holds off, not only this one
+            time.sleep(delay)
 
     def _follow(self, url: str, headers: dict[str, str], kind: str, body: bytes | None = None,
                 robots: bool = False) -> bytes | FetchError | _Retry:
@@ -194,7 +196,7 @@ class Client:
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         netloc_host = host if parts.port is None else f"{host}:{parts.port}"
         sent = {"Host": netloc_host, "User-Agent": self.cfg.user_agent, "Accept": "*/*", **headers}
-        self.limiter.wait(host)
+        process_budget().wait(host, self.interval)  # also when unlimited: another worker's 429 pauses this one
         try:
             return self._pool(scheme, ip, port, host).urlopen(
                 "GET" if body is None else "POST", path, body=body, headers=sent, redirect=False, retries=False,

@@ -1,4 +1,4 @@
-"""Network safety and politeness rules for the HTTP client: SSRF address policy, per-host rate limit, backoff,
+"""Network safety and politeness rules for the HTTP client: SSRF address policy, per-host request schedule, backoff,
 Retry-After and X-Robots-Tag opt-out."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import random
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -68,30 +69,56 @@ def resolve_checked(host: str, port: int, policy: AddressPolicy) -> str:
     return str(addresses[0])
 
 
-class HostLimiter:
-    """Per-host request spacing (`rate` requests/s, 0 = unlimited) plus a shared pause after Retry-After.
+class HostSchedule:
+    """When each host may next be sent a request: per-host spacing plus pauses after Retry-After. State only, no
+    waiting: `surd.fetch.budget` waits on it (threads in one process, or one owner serving every worker of a run).
 
-    Thread-safe: every worker thread asks `wait(host)` before a request; a 429/503 with Retry-After calls
-    `pause(host, seconds)` so all threads hold off that host, not just the one that got the answer.
+    Thread-safe. Every request takes a turn with `try_take(host, interval)`: 0 when it may go now (the host is then
+    busy for `interval` seconds), else how long until it may. `pause(host, seconds)` holds the host off for every
+    later turn, whichever worker got the 429.
     """
 
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate if rate > 0 else 0.0
-        self._next: dict[str, float] = {}
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._next: dict[str, float] = {}  # host → earliest time of its next request
         self._lock = threading.Lock()
+        self._prune_at = 4096  # hosts held before free ones are forgotten (a URL list can name millions)
 
-    def wait(self, host: str) -> None:
+    def try_take(self, host: str, interval: float) -> float:
         with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next.get(host, 0.0))
-            self._next[host] = slot + self.interval
-        if slot > now:
-            time.sleep(slot - now)
+            now = self._clock()
+            ready = self._next.get(host, 0.0)
+            if ready > now:
+                return ready - now
+            self._next[host] = now + interval
+            if len(self._next) > self._prune_at:  # amortised: the next sweep waits until the table doubles
+                self._next = {h: t for h, t in self._next.items() if t > now}
+                self._prune_at = max(4096, 2 * len(self._next))
+            return 0.0
+
+    def __len__(self) -> int:
+        return len(self._next)
 
     def pause(self, host: str, seconds: float) -> None:
         with self._lock:
-            until = time.monotonic() + seconds
+            until = self._clock() + seconds
             self._next[host] = max(self._next.get(host, 0.0), until)
+
+    def clear(self) -> None:
+        """Forget every host (a test, or a new run in a long-lived process that wants a clean slate)."""
+        with self._lock:
+            self._next.clear()
+
+    def snapshot(self) -> dict[str, float]:
+        """{host: seconds until it is free}: how this schedule hands its state to another owner (another clock)."""
+        with self._lock:
+            now = self._clock()
+            return {host: t - now for host, t in self._next.items() if t > now}
+
+    def restore(self, waits: dict[str, float]) -> None:
+        """Hold each host off for at least the seconds a `snapshot` says."""
+        for host, seconds in waits.items():
+            self.pause(host, seconds)
 
 
 def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | None = None) -> float:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import time
 
 import pytest
 
 from surd.fetch.policy import (
     AddressPolicy,
     BlockedAddress,
-    HostLimiter,
+    HostSchedule,
     backoff_delay,
     opted_out,
     parse_retry_after,
@@ -52,16 +51,37 @@ def test_retry_after_backoff_and_opt_out():
     assert not opted_out("noindex") and not opted_out(None)
 
 
-def test_host_limiter_spaces_requests_and_pauses_after_retry_after():
-    limiter = HostLimiter(20.0)  # one request every 50 ms per host
-    t0 = time.monotonic()
-    for _ in range(4):
-        limiter.wait("a")
-    assert time.monotonic() - t0 >= 0.14
-    t0 = time.monotonic()
-    limiter.wait("b")  # another host is not held back
-    assert time.monotonic() - t0 < 0.04
-    limiter.pause("b", 0.1)
-    t0 = time.monotonic()
-    limiter.wait("b")
-    assert time.monotonic() - t0 >= 0.08
+def test_host_schedule_spaces_turns_per_host_and_pauses_after_retry_after():
+    now = [100.0]
+    schedule = HostSchedule(clock=lambda: now[0])
+    assert schedule.try_take("a", 0.25) == 0.0  # the first request goes at once; "a" is busy for 0.25 s
+    assert schedule.try_take("a", 0.25) == pytest.approx(0.25)  # not a turn: wait that long, nothing taken
+    assert schedule.try_take("b", 0.25) == 0.0  # another host is not held back
+    now[0] += 0.25
+    assert schedule.try_take("a", 0.25) == 0.0
+    schedule.pause("a", 2.0)  # a Retry-After: 2 holds every later turn off, whoever asks
+    assert schedule.try_take("a", 0.25) == pytest.approx(2.0)
+    schedule.pause("a", 0.5)  # a shorter pause never shortens a longer one
+    assert schedule.try_take("a", 0.25) == pytest.approx(2.0)
+    assert schedule.try_take("c", 0.0) == 0.0 and schedule.try_take("c", 0.0) == 0.0  # unlimited: always a turn
+    assert schedule.snapshot() == {"a": pytest.approx(2.0)}  # "b" is free again: only hosts still held off
+    other = HostSchedule(clock=lambda: 5.0)  # another owner, another clock: the waits carry over, not the times
+    other.restore(schedule.snapshot())
+    assert other.try_take("a", 0.25) == pytest.approx(2.0) and other.try_take("b", 0.25) == 0.0
+    schedule.clear()
+    assert schedule.try_take("a", 0.25) == 0.0
+
+
+def test_host_schedule_forgets_free_hosts_but_never_a_held_one():
+    now = [0.0]
+    schedule = HostSchedule(clock=lambda: now[0])
+    schedule.pause("held.example", 100.0)
+    for i in range(5000):
+        schedule.try_take(f"h{i}.example", 1.0)
+    now[0] = 2.0  # every h*.example is free again
+    for i in range(5000, 10000):
+        schedule.try_take(f"h{i}.example", 1.0)
+    assert len(schedule) < 6000  # a URL list naming millions of hosts does not keep them all
+    assert schedule.try_take("held.example", 1.0) == pytest.approx(98.0)
+    assert schedule.try_take("h9999.example", 1.0) == pytest.approx(1.0)
+
