@@ -1,4 +1,5 @@
-"""`surd ingest manifest|folder|civitai|lexica|sdonline|diffusiondb|urls`: sources into a dataset of resized images.
+"""`surd ingest manifest|folder|civitai|lexica|sdonline|diffusiondb|urls|webdataset|hf`: sources into a dataset of
+resized images.
 
 Local sources read files; web sources go through the polite, safe downloader (`surd.fetch.http`).
 """
@@ -259,9 +260,55 @@ def sdonline(
     _run("sdonline", "", out, opts, dl, workers, retries, image)
 
 
+def webdataset(
+    shards: str = typer.Argument(..., help="A .tar, a folder of tars, a glob or a {00000..00099}.tar range; local "
+                                 "or a URL (img2dataset's and LAION's output as is)."),
+    out: str = OUT,
+    caption_ext: str = typer.Option("txt", help="Member holding the prompt (else the .json's caption)."),
+    json_ext: str = typer.Option("json", help="Member holding the sample's metadata."),
+    source_name: str = typer.Option("webdataset", help="Source name recorded in each sample."),
+    workers: int = WORKERS, retries: int = RETRIES, threads: int = THREADS, timeout: float = TIMEOUT,
+    download_retries: int = DL_RETRIES, rate_limit: float = RATE, allow_private_addresses: bool = PRIVATE,
+    ignore_opt_out: bool = OPT_OUT, ignore_robots: bool = ROBOTS, size: int = SIZE, resize_mode: str = MODE,
+    quality: int = QUALITY, min_size: int = MIN_SIZE, shard_size: int = SHARD, resample: str = RESAMPLE,
+) -> None:
+    """Ingest existing webdataset shards (image + .txt caption + .json metadata, img2dataset's .parquet).
+
+    Example: surd ingest webdataset laion_out/ --out runs/laion/00_ingest --workers 2
+    """
+    dl = download_options(threads, timeout, download_retries, rate_limit, allow_private_addresses, ignore_opt_out,
+                          workers, ignore_robots)
+    opts = dict(caption_ext=caption_ext, json_ext=json_ext, source_name=source_name, http=dl)
+    image = image_options(size, resize_mode, quality, min_size, shard_size, resample)
+    _run("webdataset", shards, out, opts, dl, workers, retries, image)
+
+
+def hf(
+    dataset: str = typer.Argument(..., help="A hub dataset name, a save_to_disk folder, or a data folder or file."),
+    out: str = OUT,
+    name: str = typer.Option("", help="The dataset's config name (default: its default)."),
+    split: str = typer.Option("", help="Split(s) to read, comma-separated (default: every split)."),
+    revision: str = typer.Option("", help="Hub branch, tag or commit (default: main)."),
+    image_col: str = typer.Option("", help="Image column (default: the first Image feature, image, img, jpg...)."),
+    prompt_col: str = typer.Option("", help="Prompt column (default: prompt, complex_prompt, caption, text...)."),
+    id_col: str = typer.Option("", help="Stable id column (default: __key__, key, id...; else split/row)."),
+    source_name: str = typer.Option("hf", help="Source name recorded in each sample."),
+    workers: int = WORKERS, retries: int = RETRIES, size: int = SIZE, resize_mode: str = MODE,
+    quality: int = QUALITY, min_size: int = MIN_SIZE, shard_size: int = SHARD, resample: str = RESAMPLE,
+) -> None:
+    """Ingest a Hugging Face dataset through `datasets` (streamed; image and prompt columns named or detected).
+
+    Example: surd ingest hf user/my-sd-prompts --split train --prompt-col prompt --out runs/hf/00_ingest
+    """
+    opts = dict(name=name, split=split, revision=revision, image_col=image_col, prompt_col=prompt_col,
+                id_col=id_col, source_name=source_name)
+    image = image_options(size, resize_mode, quality, min_size, shard_size, resample)
+    _run("hf", dataset, out, opts, {}, workers, retries, image)
+
+
 def register(app: typer.Typer) -> None:
     """Add the `surd ingest` group (every source) to the app."""
     for name, func in (("civitai", civitai), ("lexica", lexica), ("sdonline", sdonline), ("diffusiondb", diffusiondb),
-                       ("urls", urls)):
+                       ("urls", urls), ("webdataset", webdataset), ("hf", hf)):
         ingest_app.command(name)(func)
     app.add_typer(ingest_app, name="ingest")
