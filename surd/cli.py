@@ -17,6 +17,7 @@ from surd.commands import (
     eval,
     export,
     ingest,
+    quality,
     review,
     run,
     safety,
@@ -32,7 +33,8 @@ app = typer.Typer(
 )
 
 # In the order `surd --help` lists them: the pipeline, its stages, then the tools around them.
-for module in (ingest, export, run, datasets, dedup, caption, clip_filter, safety, review, embed, adapter, eval):
+for module in (ingest, export, run, datasets, dedup, caption, clip_filter, safety, quality, review, embed, adapter,
+               eval):
     module.register(app)
 
 
