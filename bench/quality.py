@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import copy
 import io
+import os
 import statistics
 import sys
 import time
@@ -89,7 +90,8 @@ def main() -> None:
     common = dict(clip_model="ViT-B-32", clip_pretrained="", batch_size=32, device="cpu", dtype="fp32")
     cfg = Config(aesthetic_head="tiny:linear", **common)
     timed(samples[:4], cfg, 1)  # warm-up: CLIP and the head loaded once, as a worker keeps them
-    print(f"{args.n} images 512², torch threads {args.threads}, median of {args.rounds}")
+    print(f"{args.n} images 512², torch threads {args.threads}, median of {args.rounds}, "
+          f"load average {os.getloadavg()[0]:.1f}")
     computed, how_c = timed(samples, cfg, args.rounds)
     reused, how_r = timed(stored, cfg, args.rounds)
     print(f"aesthetic, CLIP ViT-B/32 computed: {computed:8.2f} ms/image  ({'/'.join(sorted(how_c))})")
@@ -106,6 +108,7 @@ def main() -> None:
         both = Config(aesthetic_head="tiny:linear", watermark_model=str(path), **common)
         print(f"watermark detector alone:          {timed(samples, wcfg, args.rounds)[0]:8.2f} ms/image")
         print(f"aesthetic reused + watermark:      {timed(stored, both, args.rounds)[0]:8.2f} ms/image")
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
