@@ -41,12 +41,12 @@ class Config:
     revision: str = ""  # a hub branch, tag or commit ("" = main)
     image_col: str = ""  # "" = the first Image feature, else the first of IMAGE_COLUMNS present
     prompt_col: str = ""  # the complex prompt; "" = the first of PROMPT_COLUMNS present
-    negative_col: str = "negative_prompt"
+    negative_col: str = "negative_prompt"  # a negative prompt column (used when present)
     simple_col: str = ""  # a simple prompt column, if the dataset has one
     id_col: str = ""  # "" = the first of ID_COLUMNS present, else <split>/<row number>
     streaming: bool = True  # stream from the hub (nothing is downloaded ahead); local folders are read in place
     spool_images: int = 1000  # images per spooled tar
-    source_name: str = "hf"
+    source_name: str = "hf"  # each sample's source (keys hash it with the source id)
 
     def __post_init__(self) -> None:
         if not self.path:

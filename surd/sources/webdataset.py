@@ -47,7 +47,7 @@ class Config:
     caption_ext: str = "txt"  # the member holding the (complex) prompt; else the .json's "caption"
     json_ext: str = "json"  # the member holding the sample's metadata
     max_text_bytes: int = 1 << 20  # a larger caption or .json is rejected (caption_too_large / metadata_too_large)
-    source_name: str = "webdataset"
+    source_name: str = "webdataset"  # each sample's source; its source id is <tar path>/<key>
     http: dict[str, Any] = field(default_factory=dict)  # DownloadConfig options for http(s) tars
 
     def __post_init__(self) -> None:

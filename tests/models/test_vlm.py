@@ -93,3 +93,31 @@ def test_candidates_are_ranked_by_clip_and_all_stored(spec):
 def test_candidates_must_be_positive():
     with pytest.raises(ValueError, match="candidates must be >= 1"):
         Config(candidates=0)
+
+
+def test_a_vlm_captioner_decodes_each_image_once_on_the_fused_path(tmp_path):
+    """caption (Qwen2-VL, 2 candidates ranked by CLIP) → clip_filter fused: one decode per image, as with BLIP."""
+    import json
+
+    import yaml
+
+    from surd.batching import decode_count
+    from surd.pipeline import run_pipeline
+    from tests.conftest import jpeg_bytes
+
+    for i in range(4):
+        (tmp_path / f"{i}.jpg").write_bytes(jpeg_bytes(120, 100, seed=i))
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps({"image": f"{i}.jpg", "complex_prompt": f"scene {i}, 8k"})
+                                              + "\n" for i in range(4)))
+    stages = [{"stage": "ingest", "config": {"source": "manifest", "path": str(tmp_path / "m.jsonl"), "size": 64}},
+              {"stage": "caption", "config": {"model": "tiny-qwen2-vl", "candidates": 2, "rank_clip_model": "tiny",
+                                              "min_length": 2, "max_length": 6}},
+              {"stage": "clip_filter", "config": {"model": "tiny"}}]
+    decodes = {}
+    for fuse in (True, False):
+        (tmp_path / f"{fuse}.yaml").write_text(yaml.safe_dump({"name": "v", "fuse": fuse, "stages": stages}))
+        before = decode_count()
+        res = run_pipeline(tmp_path / f"{fuse}.yaml", tmp_path / str(fuse), progress=False)
+        assert all(r.ok for _, r in res)
+        decodes[fuse] = decode_count() - before
+    assert decodes == {True: 4, False: 8}
