@@ -18,6 +18,7 @@ from surd.commands import (
     export,
     ingest,
     inspect,
+    quality,
     review,
     run,
     safety,
@@ -34,7 +35,8 @@ app = typer.Typer(
 )
 
 # In the order `surd --help` lists them: the pipeline, its stages, then the tools around them.
-for module in (ingest, export, run, inspect, verify, dedup, caption, clip_filter, safety, review, embed, adapter, eval):
+for module in (ingest, export, run, inspect, verify, dedup, caption, clip_filter, safety, quality, review, embed,
+               adapter, eval):
     module.register(app)
 
 

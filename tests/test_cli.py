@@ -50,27 +50,31 @@ def test_sample_pipeline_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = runs / "sample"
     stats = json.loads(_surd("stats", str(run), "--json").stdout)
-    assert list(stats) == ["00_ingest", "01_dedup", "02_caption", "03_clip_filter", "04_safety", "05_embed"]
+    assert list(stats) == ["00_ingest", "01_dedup", "02_caption", "03_clip_filter", "04_safety", "05_quality",
+                           "06_embed"]
     assert stats["00_ingest"]["kept"] == stats["00_ingest"]["in"] == 32
     for st in stats.values():
         assert st["in"] == st["kept"] + sum(st["rejected"].values())
     assert stats["02_caption"]["in"] == stats["01_dedup"]["kept"] == 32  # the sample has no near-duplicates
     assert stats["04_safety"]["in"] == stats["03_clip_filter"]["kept"] > 0
-    assert stats["05_embed"]["in"] == stats["04_safety"]["kept"] > 0
+    assert stats["05_quality"]["in"] == stats["05_quality"]["kept"] == stats["04_safety"]["kept"] > 0  # no threshold
+    assert stats["06_embed"]["in"] == stats["05_quality"]["kept"] > 0
     assert all(s["json"]["simple_prompt"] for s in shards.iter_dataset(run / "02_caption"))
     safe = list(shards.iter_dataset(run / "04_safety"))
     assert all(s["json"]["stages"]["safety"]["embedding"] == "reused" for s in safe)  # clip_filter's clip.npy
-    embedded = list(shards.iter_dataset(run / "05_embed"))
+    scored = list(shards.iter_dataset(run / "05_quality"))
+    assert all(s["json"]["stages"]["quality"]["embedding"] == "reused" for s in scored)  # clip.npy again
+    embedded = list(shards.iter_dataset(run / "06_embed"))
     assert embedded and all("llm.npy" in s and "embed" in s["json"]["stages"] for s in embedded)
-    adapter = run / "06_train_adapter"
+    adapter = run / "07_train_adapter"
     assert (adapter / "adapter_model.safetensors").exists() and (adapter / "adapter_config.json").exists()
     assert len((adapter / "log.csv").read_text().splitlines()) == 5  # header + 4 steps
     shown = _surd("inspect", str(run / "00_ingest"), "--n", "2").stdout
     assert shown.count("── ") == 2 and "complex:" in shown
     rerun = _surd("run", "pipelines/sample.yaml", "--runs-dir", str(runs))
-    assert rerun.returncode == 0 and rerun.stdout.count("(0 written") == 6
+    assert rerun.returncode == 0 and rerun.stdout.count("(0 written") == 7
     verified = _surd("verify", str(run))
-    assert verified.returncode == 0 and "06_train_adapter" in verified.stdout, verified.stderr[-2000:]
+    assert verified.returncode == 0 and "07_train_adapter" in verified.stdout, verified.stderr[-2000:]
     tar = run / "02_caption" / "00001.tar"
     data = bytearray(tar.read_bytes())
     data[5000] ^= 0xFF  # same size, same members: only the checksum sees it

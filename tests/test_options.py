@@ -36,8 +36,8 @@ from tests.conftest import REPO
 
 SAMPLE_MANIFEST = str(REPO / "manifests" / "sample" / "manifest.jsonl")
 STAGE_COMMANDS = {"caption": ("caption",), "clip_filter": ("clip-filter",), "safety": ("safety",),
-                  "embed": ("embed",), "dedup": ("dedup",)}
-SOURCE_COMMANDS = ("manifest", "folder", "urls", "civitai", "lexica", "diffusiondb", "sdonline")
+                  "embed": ("embed",), "dedup": ("dedup",), "quality": ("quality",)}
+SOURCE_COMMANDS = ("manifest", "folder", "urls", "civitai", "lexica", "diffusiondb", "sdonline", "webdataset", "hf")
 # Stages whose config is not a command of its own: ingest is one command per source (below), review's config is
 # made by `surd review import` from the decision files it is given.
 NOT_DERIVED = {"ingest", "review"}

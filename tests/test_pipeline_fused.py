@@ -49,7 +49,7 @@ def assert_same_outputs(a: Path, b: Path, stages: list[str]) -> None:
             assert fa[n] == fb[n], f"{name}/{n} differs between the fused and the unfused run"
 
 
-MODEL_STAGES = ["02_caption", "03_clip_filter", "04_safety", "05_embed"]
+MODEL_STAGES = ["02_caption", "03_clip_filter", "04_safety", "05_quality", "06_embed"]
 
 
 @pytest.fixture(scope="module")
@@ -67,13 +67,14 @@ def sample_runs(tmp_path_factory):
 def test_sample_pipeline_fused_is_byte_identical(sample_runs):
     root, runs, decodes = sample_runs
     for fuse in (False, True):
-        assert [s.stage for s, _ in runs[fuse]] == ["ingest", "dedup", "caption", "clip_filter", "safety", "embed"]
+        assert [s.stage for s, _ in runs[fuse]] == ["ingest", "dedup", "caption", "clip_filter", "safety", "quality",
+                                                    "embed"]
         assert all(r.ok for _, r in runs[fuse])
     assert [r.done for _, r in runs[True]] == [r.done for _, r in runs[False]]
     assert_same_outputs(root / "True" / "sample", root / "False" / "sample",
                         ["00_ingest", "01_dedup", *MODEL_STAGES])
     # dedup decodes each image once in both runs; then caption and clip_filter decode each again unfused (safety
-    # reuses clip_filter's embeddings), once together fused.
+    # and quality reuse clip_filter's embeddings), once together fused.
     n = runs[True][0][1].stats["kept"]
     assert (decodes[False], decodes[True]) == (3 * n, 2 * n)
 
@@ -92,21 +93,22 @@ def test_workers_fused_equals_in_process(sample_runs, tmp_path):
 
 
 def test_resume_in_the_middle_of_a_chain(sample_runs, tmp_path):
-    """A run stopped between commits (shard 1 done up to clip_filter, shard 0 up to safety) goes on from there."""
+    """A run stopped between commits (shard 1 done up to clip_filter, shard 0 up to quality) goes on from there."""
     root, _, _ = sample_runs
     shutil.copytree(root / "True", tmp_path / "r")
     base = tmp_path / "r" / "sample"
     for name in ("00_ingest", "01_dedup", *MODEL_STAGES):
         cfg = base / name / shards.CONFIG_NAME
         cfg.write_text(cfg.read_text().replace(str((root / "True").resolve()), str((tmp_path / "r").resolve())))
-    for name, stem in (("04_safety", "00001"), ("05_embed", "00001"), ("05_embed", "00000")):
+    for name, stem in (("04_safety", "00001"), ("05_quality", "00001"), ("06_embed", "00001"), ("06_embed", "00000")):
         for suffix in (shards.STATS_SUFFIX, ".tar", shards.SIDECAR_SUFFIX):
             (base / name / f"{stem}{suffix}").unlink()
     before = decode_count()
     res = dict((s.stage, r) for s, r in run_pipeline(SAMPLE, tmp_path / "r", progress=False, until="embed"))
-    assert decode_count() == before  # safety reuses clip_filter's embeddings: no image is decoded again
+    assert decode_count() == before  # safety and quality reuse clip_filter's embeddings: no image decoded again
     assert res["clip_filter"].done == [] and res["clip_filter"].skipped == ["00000", "00001"]
-    assert res["safety"].done == ["00001"] and res["embed"].done == ["00000", "00001"]
+    assert res["safety"].done == ["00001"] and res["quality"].done == ["00001"]
+    assert res["embed"].done == ["00000", "00001"]
     assert_same_outputs(base, root / "False" / "sample", MODEL_STAGES)
 
 
@@ -179,7 +181,8 @@ def _stages(groups):
 
 def test_groups_of_the_shipped_pipelines(tmp_path):
     sample = load_pipeline(SAMPLE)
-    assert _stages(fused_groups(sample)) == [["ingest"], ["dedup"], ["caption", "clip_filter", "safety", "embed"],
+    assert _stages(fused_groups(sample)) == [["ingest"], ["dedup"],
+                                             ["caption", "clip_filter", "safety", "quality", "embed"],
                                              ["train_adapter"]]
     assert _stages(fused_groups(sample, until="clip_filter")) == [["ingest"], ["dedup"], ["caption", "clip_filter"]]
     assert all(len(g) == 1 for g in fused_groups(sample, fuse=False))

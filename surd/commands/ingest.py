@@ -1,4 +1,5 @@
-"""`surd ingest manifest|folder|civitai|lexica|sdonline|diffusiondb|urls`: sources into a dataset of resized images.
+"""`surd ingest manifest|folder|civitai|lexica|sdonline|diffusiondb|urls|webdataset|hf`: sources into a dataset of
+resized images.
 
 Each command is derived from the configs it fills (`surd.options`): the source's own Config (its options), ingest's
 Config (image, shard and decoding settings), for web sources the `DownloadConfig` (threads, timeouts, the run-wide
@@ -51,6 +52,14 @@ Example: surd ingest urls laion_part.parquet --url-col URL --caption-col TEXT --
     "sdonline": """Ingest Stable Diffusion Online's prompt gallery (the paper's third site): prompts parsed from its HTML pages.
 
 Example: surd ingest sdonline -k "ui design" -k "oil painting" --max-pages 20 --out runs/sdo/00_ingest
+""",
+    "webdataset": """Ingest existing webdataset shards (image + .txt caption + .json metadata, img2dataset's .parquet).
+
+Example: surd ingest webdataset laion_out/ --out runs/laion/00_ingest --workers 2
+""",
+    "hf": """Ingest a Hugging Face dataset through `datasets` (streamed; image and prompt columns named or detected).
+
+Example: surd ingest hf user/my-sd-prompts --split train --prompt-col prompt --out runs/hf/00_ingest
 """,
 }
 

@@ -1,6 +1,7 @@
 """Fetching image bytes by URL scheme: local files (`local`), http(s) through the guarded client (`http`, with the
 SSRF/politeness rules in `policy`, the run-wide per-host rate budget in `budget` and content checks in `content`),
-members of zip files (`archive`) and objects in object stores (`remote`: s3://, gs://, hf://, … through fsspec).
+members of zip files (`archive`) and of tar files (`tar`), and objects in object stores (`remote`: s3://, gs://,
+hf://, … through fsspec).
 
 `fetch_all(refs, options)` returns bytes or a `FetchError` (a reason counted in the stats) per ref, in order.
 """
@@ -24,6 +25,7 @@ FETCHERS = Registry("fetcher", {
     "http": "surd.fetch.http:fetch_many",
     "https": "surd.fetch.http:fetch_many",
     "zip": "surd.fetch.archive:fetch_many",
+    "tar": "surd.fetch.tar:fetch_many",
     **dict.fromkeys(("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "hf", "oss", "r2"),
                     "surd.fetch.remote:fetch_many"),
 })

@@ -1,5 +1,5 @@
-"""Source registry: where ingest rows come from (manifests, image folders, web APIs and pages, URL lists, several
-at once).
+"""Source registry: where ingest rows come from (manifests, image folders, web APIs and pages, URL lists, existing
+webdataset shards and Hugging Face datasets, several at once).
 
 What a source module defines is the `Source` protocol below (checked for every registered source by the tests).
 A source made of other sources (``multi``) also defines ``bind(cfg, build, load)``: `build_source_config` hands
@@ -20,6 +20,8 @@ SOURCES = Registry("source", {
     "folder": "surd.sources.folder",
     "surd_folder": "surd.sources.folder",  # the name before every folder layout was read: old pipelines keep working
     "urls": "surd.sources.urls",
+    "webdataset": "surd.sources.webdataset",
+    "hf": "surd.sources.hf",
     "civitai": "surd.sources.civitai",
     "lexica": "surd.sources.lexica",
     "diffusiondb": "surd.sources.diffusiondb",

@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
+from surd import storage
 from surd.options import config, option
 from surd.sources.rows import make_row
 from surd.sources.tables import BAD, TableFile, read_records, text
@@ -70,6 +71,17 @@ def _json_safe(extra: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(extra, default=str))
 
 
+def _refuse_img2dataset_output(cfg: Config, columns: list[str]) -> None:
+    """img2dataset's per-shard parquet (key, status, error_message) beside its tar lists images already downloaded:
+    read as a URL list it would download them all again."""
+    path = str(cfg.path)
+    if {"key", "status", "error_message"} <= set(columns) and path.endswith(".parquet"):
+        tar = path[: -len(".parquet")] + ".tar"
+        if storage.exists(tar):
+            raise ValueError(f"{path} is img2dataset's output (its images are in {tar}), not a URL list: "
+                             f"`surd ingest webdataset {storage.parent(tar)}` reads them without downloading again")
+
+
 def list_rows(cfg: Config, state_dir: str | None = None) -> Iterator[dict[str, Any]]:
     """One row per record; a record without URL or prompt is a row rejected with that reason."""
     cols: tuple[str, str] | None = None
@@ -81,6 +93,7 @@ def list_rows(cfg: Config, state_dir: str | None = None) -> Iterator[dict[str, A
             continue
         if cols is None:
             names = list(rec)
+            _refuse_img2dataset_output(cfg, names)
             cols = (_pick(cfg.url_col, URL_COLUMNS, names, "URL", cfg),
                     _pick(cfg.caption_col, CAPTION_COLUMNS, names, "caption", cfg))
         url, prompt = _text(rec.get(cols[0])), _text(rec.get(cols[1]))

@@ -22,6 +22,7 @@ STAGES = Registry("stage", {
     "embed": "surd.stages.embed",
     "dedup": "surd.stages.dedup",
     "safety": "surd.stages.safety",
+    "quality": "surd.stages.quality",
 })
 
 __all__ = ["STAGES", "build_config", "canonical", "config_problems", "config_to_dict", "get_stage", "json_safe", "list_stages"]

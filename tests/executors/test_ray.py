@@ -69,7 +69,8 @@ def test_sample_pipeline_on_ray_equals_local(tmp_path, cluster, monkeypatch):
     local = run_pipeline("pipelines/sample.yaml", tmp_path / "local", progress=False, until="embed")
     remote = run_pipeline("pipelines/sample.yaml", tmp_path / "ray", executor="ray", address=cluster, workers=2,
                           progress=False, until="embed")
-    assert [s.stage for s, _ in remote] == ["ingest", "dedup", "caption", "clip_filter", "safety", "embed"]
+    assert [s.stage for s, _ in remote] == ["ingest", "dedup", "caption", "clip_filter", "safety", "quality",
+                                            "embed"]
     assert all(res.ok for _, res in local + remote)
     for stage_dir in sorted((tmp_path / "local" / "sample").iterdir()):
         for tar in sorted(stage_dir.glob("*.tar")):

@@ -52,3 +52,11 @@ def test_url_list_with_a_non_utf8_line_keeps_the_rest(tmp_path):
     rows = list(urls.list_rows(urls.Config(path=str(path))))
     assert [r["complex_prompt"] for r in rows if not r["error"]] == ["a fox", "a cat"]
     assert [r["error"] for r in rows if r["error"]] == ["bad_encoding"]
+
+
+def test_img2dataset_output_parquet_is_refused_with_the_command_that_reads_it():
+    from tests.conftest import REPO
+
+    shard = REPO / "tests" / "fixtures" / "img2dataset" / "out" / "00000.parquet"
+    with pytest.raises(ValueError, match="surd ingest webdataset"):
+        list(urls.list_rows(urls.Config(path=str(shard))))

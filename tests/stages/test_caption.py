@@ -119,7 +119,7 @@ def test_strip_prompt() -> None:
 def test_only_the_prompt_is_rejected_as_empty(monkeypatch: pytest.MonkeyPatch) -> None:
     from surd.stages import caption
 
-    monkeypatch.setattr(caption, "generate", lambda cap, cfg, pv: ["", "a cat"][: pv.shape[0]])
+    monkeypatch.setattr(caption, "generate", lambda cap, cfg, pv, candidates=1: ["", "a cat"][: pv.shape[0]])
     out = list(run(make_samples(2), Config(model="tiny", batch_size=2)))
     assert isinstance(out[0], Rejected) and out[0].reason == "empty_caption"
     assert out[1]["json"]["simple_prompt"] == "a cat"
@@ -175,3 +175,16 @@ def test_cli_caption(tmp_path: Path) -> None:
     assert "already captioned" not in {s["json"]["simple_prompt"] for s in kept}
     assert all(s["json"]["stages"]["caption"]["params"]["num_beams"] == 3 for s in kept)
     assert "Example:" in CliRunner().invoke(app, ["caption", "--help"]).output
+
+
+def test_cli_caption_with_another_model_and_candidates(tmp_path: Path) -> None:
+    from surd.cli import app
+
+    shards.write_shard(tmp_path / "in", "00000", make_samples(2))
+    res = CliRunner().invoke(app, ["caption", str(tmp_path / "in"), "--out", str(tmp_path / "o"), "--model",
+                                   "tiny-florence2", "--instruction", "<DETAILED_CAPTION>", "--candidates", "2",
+                                   "--rank-clip-model", "tiny", "--min-length", "2", "--max-length", "6"])
+    assert res.exit_code == 0, res.output
+    rec = next(shards.iter_dataset(tmp_path / "o"))["json"]["stages"]["caption"]
+    assert rec["family"] == "florence2" and rec["params"]["instruction"] == "<DETAILED_CAPTION>"
+    assert len(rec["candidates"]) == 2
