@@ -19,7 +19,7 @@ import numpy as np
 
 from surd.batching import BatchPlan, decode_rgb, map_batched
 from surd.deps import require
-from surd.embed.export import vector_from_npy
+from surd.embed.prompt2vec import vector_from_npy
 from surd.models import DTYPES, TINY, parse_spec
 from surd.models.aesthetic import load_head
 from surd.models.clip import DEFAULT_MODEL, DEFAULT_PRETRAINED, clip_labels, load_clip
