@@ -99,20 +99,41 @@ def test_same_seed_same_noise_and_the_adapter_changes_images(run):
 def test_rerun_resumes_only_what_is_missing(run, tmp_path):
     out = tmp_path / "eval"
     shutil.copytree(run / "eval", out)
-    victim = out / "images" / "baseline" / "color" / "1.png"
-    victim.unlink()
+    victims = [out / "images" / "baseline" / "color" / "1.png", out / "images" / "05_train_adapter" / "act" / "0.png",
+               out / "images" / "05_train_adapter" / "count" / "1.png"]
+    before = [v.read_bytes() for v in victims]
+    for v in victims:
+        v.unlink()
     kept = out / "images" / "baseline" / "count" / "0.png"
     mtime = kept.stat().st_mtime_ns
     res = runner.invoke(app, eval_args(run / "05_train_adapter", out, run / "prompts.json"))
     assert res.exit_code == 0, res.output
     timing = json.loads((out / "results.json").read_text())["timing"]
-    assert timing["generated"] == 1 and timing["scored"] == 1  # one image, and its stale score row is replaced
-    assert victim.is_file() and kept.stat().st_mtime_ns == mtime
+    # Each image is generated alone from its own seed: regenerated, it has the bytes the uninterrupted run wrote,
+    # so its score rows (tied to the bytes) still hold and nothing is rescored.
+    assert timing["generated"] == 3 and timing["scored"] == 0
+    assert [v.read_bytes() for v in victims] == before and kept.stat().st_mtime_ns == mtime
+    shutil.copyfile(victims[1], kept)  # other bytes under a done image's name: its score row is stale
     res = runner.invoke(app, eval_args(run / "05_train_adapter", out, run / "prompts.json"))
-    assert json.loads((out / "results.json").read_text())["timing"]["generated"] == 0
+    timing = json.loads((out / "results.json").read_text())["timing"]
+    assert (timing["generated"], timing["scored"]) == (0, 1)
     # Other sampler settings in the same folder would mix images: refused with the fix.
     res = runner.invoke(app, eval_args(run / "05_train_adapter", out, run / "prompts.json", "--guidance", "3"))
     assert res.exit_code != 0 and "new --out" in str(res.exception)
+
+
+def test_batch_size_is_a_speed_knob_only(run, tmp_path):
+    """Generation does not batch images, so another --batch-size gives the same bytes and may share the folder."""
+    out = tmp_path / "eval"
+    res = runner.invoke(app, eval_args(run / "05_train_adapter", out, run / "prompts.json", "--batch-size", "1"))
+    assert res.exit_code == 0, res.output
+    images = sorted(p.relative_to(out) for p in (out / "images").rglob("*.png"))
+    assert len(images) == 12 and images == sorted(p.relative_to(run / "eval") for p in (run / "eval" / "images").rglob("*.png"))
+    assert all((out / p).read_bytes() == (run / "eval" / p).read_bytes() for p in images)  # the module run used 8
+    (out / images[0]).unlink()
+    res = runner.invoke(app, eval_args(run / "05_train_adapter", out, run / "prompts.json", "--batch-size", "4"))
+    assert res.exit_code == 0, res.output
+    assert (out / images[0]).read_bytes() == (run / "eval" / images[0]).read_bytes()
 
 
 def test_study_answers_become_a_preference_table(run, tmp_path):
