@@ -68,9 +68,27 @@ def test_report_has_four_tables_charts_and_grids(run):
     for metric in ("brisque", "clip_iqa", "musiq"):
         q = results["quality"][metric]
         assert q["models"]["baseline"]["n"] == 12 // 2 and q["tests"]["05_train_adapter"]["p"] is not None
+    for t in ("color", "counting"):  # both judges on counting and colour, and how often they agree
+        entry = results["per_type"][t]
+        assert all(entry["models"][m]["judges"]["detect"]["n"] == 2 for m in results["models"])
+        assert entry["judge_agreement"]["n"] == 4
+    assert results["per_type"]["action"]["models"]["baseline"]["judges"]["detect"] is None  # action stays with VQA
+    assert results["per_type"]["action"]["judge_agreement"]["n"] == 0
+    for metric in ("brisque", "clip_iqa", "musiq"):  # the paper's test and Welch's
+        q = results["quality"][metric]
+        assert q["tests"]["05_train_adapter"]["df"] == 6 + 6 - 2 and q["welch"]["05_train_adapter"]["p"] is not None
+    paper = results["paper"]
+    assert paper["setting"] == "DM (1.5) / -" and "2305.05189" in paper["source"]
+    got = {(r["metric"], r.get("judge")) for r in paper["tables"]}
+    assert {("CLIP score (paired softmax)", None), ("action accuracy %", "vqa"), ("counting accuracy %", "detect"),
+            ("brisque", None), ("musiq", None), ("clip_iqa", None)} <= got
     html = (out / "report.html").read_text()
-    for title in ("1. CLIP score", "2. Semantic accuracy", "3. Image quality", "4. Preference study"):
+    for title in ("1. CLIP score", "2. Semantic accuracy", "3. Image quality", "4. Preference study",
+                  "5. The paper's figures beside this run's", "Tables 1/7: per-prompt accuracy"):
         assert title in html
+    for cell in ("baseline · detector", "05_train_adapter · VQA", "VQA vs detector", "paper · SUR-adapter", "0.517",
+                 "Welch t, p", "t-test t, p", "detector ✓ found" if "✓ found" in html else "detector ✗ found"):
+        assert cell in html
     assert html.count("<table") >= 3 + 3  # three result tables + one grid per prompt; the 4th waits for answers
     for chart in ("semantic_accuracy.png", "clipscore.png", "paired_clip.png", "quality.png"):
         assert (out / "charts" / chart).stat().st_size > 1000 and f"charts/{chart}" in html
@@ -245,9 +263,17 @@ def test_pipeline_step_and_paper_yaml(run, tmp_path):
     from surd.eval.run import run_job
 
     res = run_job(run / "05_train_adapter", tmp_path / "06_eval",
-                  {"base": "tiny", "prompts": str(run / "prompts.json"), "images_per_prompt": 1, "steps": 1,
-                   "models": "tiny", "device": "cpu", "progress": False, "metrics": ["clip", "vqa"]})
+                  {"base": "tiny", "prompts": "paper-table1", "images_per_prompt": 1, "steps": 1,
+                   "models": "tiny", "device": "cpu", "progress": False, "metrics": ["clip", "vqa", "detect"]})
     assert res["models"] == ["baseline", "train_adapter"] and Path(res["report"]).is_file()
+    # The nine prompts of Tables 1/7: the paper's per-prompt accuracy beside the run's, per judge.
+    table1 = json.loads((tmp_path / "06_eval" / "results.json").read_text())["paper"]["table1"]
+    assert [r["prompt_id"] for r in table1] == [f"paper-{t}-0{i}" for t in ("counting", "color", "action")
+                                               for i in (1, 2, 3)]
+    assert table1[0]["paper_baseline"] == 63.08 and set(table1[0]["run"]["train_adapter"]) == {"vqa", "detect"}
+    assert table1[-1]["run"]["baseline"]["detect"] is None  # an action prompt: the detector does not judge it
+    html = Path(res["report"]).read_text()
+    assert "Four freshly baked pies." in html and "63.08" in html and "73.85" in html
 
 
 def test_bad_arguments_name_the_fix(tmp_path):
