@@ -252,6 +252,8 @@ def test_compare_two_runs(run, tmp_path):
     assert set(brisque) == {f"{m} @ {r}" for m in ("baseline", "05_train_adapter") for r in ("eval", "layer60")}
     assert brisque["baseline @ eval"] == brisque["baseline @ layer60"]  # a copy: the same numbers
     assert "semantic accuracy % · counting" in table and "compare.html" in res.output
+    assert "semantic accuracy % (detector) · counting" in table
+    assert {"BRISQUE ↓ t-test p vs baseline", "BRISQUE ↓ Welch p vs baseline"} <= set(table)
 
 
 def test_pipeline_step_and_paper_yaml(run, tmp_path):
@@ -285,3 +287,29 @@ def test_bad_arguments_name_the_fix(tmp_path):
     assert isinstance(res.exception, ValueError) and "NAME=DIR" in str(res.exception)
     res = runner.invoke(app, ["eval", "--base", "tiny", "--adapter", str(tmp_path), "--metrics", "fid"])
     assert isinstance(res.exception, ValueError) and "unknown metric" in str(res.exception)
+
+
+def test_readme_gpu_commands_parse():
+    """Every `surd` command of the README's "Reproducing Tables 1–3 on a GPU" block is one the CLI accepts."""
+    import shlex
+
+    import typer
+    from typer.exceptions import TyperException  # typer's own click: its usage errors derive from this
+
+    text = (REPO / "README.md").read_text()
+    block = text.split("### Reproducing Tables 1–3 on a GPU", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = [line for line in block.splitlines() if line.startswith("surd ")]
+    assert len(commands) >= 9 and any("--prompts paper-table1 --images-per-prompt 130" in c for c in commands)
+    root = typer.main.get_command(app)
+    for line in [*commands, "surd eval --base x --adapter a --bogus 1", "surd eval judge import"]:
+        args = shlex.split(line)[1:]
+        cmd, path = root, ["surd"]
+        while hasattr(cmd, "commands") and args and args[0] in cmd.commands:
+            path.append(args[0])
+            cmd = cmd.commands[args.pop(0)]
+        try:
+            cmd.make_context(" ".join(path), list(args))  # parses every option and argument, runs nothing
+        except TyperException as exc:
+            assert line not in commands, f"README command does not parse: {line}\n{exc.format_message()}"
+        else:
+            assert line in commands, f"the check let a bad command through: {line}"
