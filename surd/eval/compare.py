@@ -34,10 +34,10 @@ def comparison_rows(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str]
                 e = run["per_type"][t]
                 acc = e["models"][m]["semantic_accuracy"]
                 rows.append([f"semantic accuracy % · {t}", col, _num(acc and acc["rate"], 100, 1)])
-                for judge, name in (("detect", "detector"), ("human", "people")):
+                for judge, judge_name in (("detect", "detector"), ("human", "people")):
                     acc = e["models"][m].get("judges", {}).get(judge)
                     if acc:
-                        rows.append([f"semantic accuracy % ({name}) · {t}", col, _num(acc["rate"], 100, 1)])
+                        rows.append([f"semantic accuracy % ({judge_name}) · {t}", col, _num(acc["rate"], 100, 1)])
                 rows.append([f"CLIPScore · {t}", col, _num(e["models"][m]["clipscore"]["mean"], 1, 2)])
                 if m in e["paired_clip"]:
                     rows.append([f"paired CLIP (adapter share) · {t}", col, _num(e["paired_clip"][m]["adapter"]["mean"])])
