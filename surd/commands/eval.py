@@ -1,5 +1,7 @@
-"""`surd eval`: the paper's evaluation (baseline vs SUR-adapter images, CLIP scores, VQA semantic accuracy, image
-quality with Welch's t-test) as one command; `surd eval study …` for the blind preference study; `surd eval compare`."""
+"""`surd eval`: the paper's evaluation (baseline vs SUR-adapter images, CLIP scores, semantic accuracy by VQA and a
+detector, image quality with the paper's t-test and Welch's, the paper's figures beside the run's) as one command;
+`surd eval study …` for the blind preference study; `surd eval judge …` for people as the reference judge;
+`surd eval compare`."""
 
 from __future__ import annotations
 
@@ -9,16 +11,18 @@ import typer
 
 from surd.commands.common import DEVICE, DTYPE, _param, fail, serve_command
 from surd.eval.compare import compare_runs, format_text
-from surd.eval.config import EvalConfig, MetricModels
+from surd.eval.config import METRICS, EvalConfig, MetricModels
 from surd.eval.evaluate import load_config, run_eval, write_outputs
+from surd.eval.judge import JudgeConfig, JudgeState, export_judge, import_labels
 from surd.eval.prompts import load_prompt_set
 from surd.eval.study import StudyConfig, StudyState, export_study, import_answers
 from surd.review.records import DecisionError
 from surd.review.server import serve
 
 eval_app = typer.Typer(
-    help="Evaluate adapters against their base model: images with identical seeds, CLIP scores, VQA semantic "
-    "accuracy per prompt type, BRISQUE / CLIP-IQA / MUSIQ with Welch's t-test, and a report.\n\n"
+    help="Evaluate adapters against their base model: images with identical seeds, CLIP scores, semantic accuracy per "
+    "prompt type (VQA and a detector; people via `surd eval judge`), BRISQUE / CLIP-IQA / MUSIQ with the paper's t-test "
+    "and Welch's, the paper's figures beside the run's, and a report.\n\n"
     "Example: surd eval --base runwayml/stable-diffusion-v1-5 --adapter runs/paper/05_train_adapter "
     "--prompts paper --images-per-prompt 10 --seed 0 --out eval/",
     invoke_without_command=True,
@@ -27,6 +31,11 @@ study_app = typer.Typer(help="The blind A/B preference study: export the page, s
                         "Example: surd eval study export eval/ --out eval-study/ && surd eval study serve eval-study/",
                         no_args_is_help=True)
 eval_app.add_typer(study_app, name="study")
+judge_app = typer.Typer(help="People as the reference judge of semantic accuracy: export the yes/no page, serve it, "
+                        "import the answers (human accuracy, each automated judge's accuracy and kappa against people)."
+                        "\n\nExample: surd eval judge export eval/ --out eval-judge/ && surd eval judge serve eval-judge/",
+                        no_args_is_help=True)
+eval_app.add_typer(judge_app, name="judge")
 
 
 @eval_app.callback()
@@ -35,7 +44,8 @@ def eval_cmd(
     base: str = typer.Option(None, "--base", help="Base SD model: hub id, local diffusers folder, or tiny."),
     adapter: list[str] = typer.Option(None, "--adapter", help="Adapter folder, or NAME=DIR (repeat for several)."),
     out: Path = typer.Option(Path("eval"), "--out", "-o", help="Output folder (rerun the same command to resume)."),
-    prompts: str = typer.Option("paper", help="Prompt set: paper (bundled) or a YAML/JSON file in its format."),
+    prompts: str = typer.Option("paper", help="Prompt set: paper (45: the paper's 18 + surd's), paper-table1 (the "
+                                "nine of Tables 1/7), or a YAML/JSON file in their format."),
     images_per_prompt: int = typer.Option(10, help="Images per prompt and model (seeds seed … seed+n-1)."),
     seed: int = typer.Option(0, help="First seed; the same seeds are used for every model and prompt."),
     steps: int = typer.Option(50, help="Denoising steps."),
@@ -43,11 +53,18 @@ def eval_cmd(
     size: int = typer.Option(None, help="Image side in pixels (default: the base model's native size)."),
     negative_prompt: str = typer.Option("", help="Negative prompt for every image."),
     pipeline: str = typer.Option("sd", help="Diffusers pipeline: sd, sag or panorama."),
-    batch_size: int = typer.Option(8, help="Images per generation / scoring batch."),
-    metrics: str = typer.Option("clip,vqa,brisque,musiq,clip_iqa", help="Comma-separated metrics to compute."),
+    batch_size: int = typer.Option(8, help="Images per scoring batch (each image is generated alone: same bytes "
+                                   "whatever the batch size)."),
+    metrics: str = typer.Option(",".join(METRICS), help="Comma-separated metrics to compute."),
     clip_model: str = typer.Option("ViT-B-32", help="CLIP for the CLIP scores: open_clip name, local folder, tiny."),
     clip_pretrained: str = typer.Option("openai", help="open_clip weights tag or a local checkpoint file."),
     vqa_model: str = typer.Option("Salesforce/blip-vqa-base", help="BLIP VQA: hub id, local folder, or tiny."),
+    detector: str = typer.Option(MetricModels.detector, help="Zero-shot object detector (OWLv2, OWL-ViT, Grounding "
+                                 "DINO) for the second judge: hub id, local folder, or tiny."),
+    detect_threshold: float = typer.Option(MetricModels.detect_threshold, help="Detector confidence an object needs "
+                                           "to count."),
+    paper_setting: str = typer.Option("", help="The paper's row to compare with, 'MODEL / METHOD' (e.g. 'DM (1.5) / "
+                                      "MultiDiffusion'); default: the one matching --base and --pipeline."),
     brisque: str = typer.Option("brisque", help="BRISQUE SVM: pyiqa name, local tensor file, or tiny."),
     musiq: str = typer.Option("musiq", help="MUSIQ: pyiqa name (musiq = KonIQ), local weight file, or tiny."),
     clip_iqa: str = typer.Option("clip_iqa", help="CLIP-IQA: clip_iqa (RN50), a transformers CLIP id/folder, tiny."),
@@ -64,11 +81,12 @@ def eval_cmd(
     if not base or not adapter:
         fail("pass --base MODEL and at least one --adapter DIR (see `surd eval --help`)")
     models = MetricModels.tiny() if tiny_metrics else MetricModels(
-        clip=clip_model, clip_pretrained=clip_pretrained, vqa=vqa_model, brisque=brisque, musiq=musiq,
-        clip_iqa=clip_iqa)
+        clip=clip_model, clip_pretrained=clip_pretrained, vqa=vqa_model, detector=detector,
+        detect_threshold=detect_threshold, brisque=brisque, musiq=musiq, clip_iqa=clip_iqa)
     cfg = EvalConfig(base=base, adapters=tuple(adapter), out=str(out), prompts=prompts,
                      images_per_prompt=images_per_prompt, seed=seed, steps=steps, guidance=guidance, size=size,
                      negative_prompt=negative_prompt, pipeline=pipeline, batch_size=batch_size,
+                     paper_setting=paper_setting,
                      metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()), models=models, device=device,
                      dtype=dtype)
     results = run_eval(cfg)
@@ -147,6 +165,56 @@ def study_import_cmd(
         typer.echo(f"{a}: preferred in {100 * p['rate']:.1f}% of {p['n']} votes over the baseline (binomial p = "
                    f"{p['p']:.4g})")
     typer.echo(f"{res['raters']} rater(s); report updated: {run / 'report.html'}")
+
+
+@judge_app.command("export")
+def judge_export_cmd(
+    run: Path = typer.Argument(..., help="A folder written by `surd eval`."),
+    out: Path = typer.Option(..., "--out", "-o", help="New folder for the judging page (share it, or serve it)."),
+    images: int = typer.Option(None, help="Use a random sample of N images (default: every image of every model)."),
+    seed: int = typer.Option(0, help="Seed of the sample and the order."),
+    model: list[str] = typer.Option(None, "--model", help="Only these models (baseline or an adapter's name)."),
+    type_: list[str] = typer.Option(None, "--type", help="Only these prompt types (action, color, counting)."),
+) -> None:
+    """Write the judging page: each image with its prompt and what to check; raters answer Y / N / S.
+
+    Example: surd eval judge export eval/ --out eval-judge/ --images 200
+    """
+    res = export_judge(run, out, JudgeConfig(images=images, seed=seed, models=tuple(model or ()),
+                                             types=tuple(type_ or ())))
+    typer.echo(f"{res['images']} images in {out}: open {out / 'index.html'} or run: surd eval judge serve {out}\n"
+               f"which image is which is in {res['key']}")
+
+
+JUDGE_SERVE_DOC = """Serve the judging page (the review server: same access checks); every answer is journaled in SITE.
+
+Example: surd eval judge serve eval-judge/ --host 0.0.0.0 --port 8767
+"""
+JUDGE_SITE = _param("site", typer.Argument(..., help="A judging page written by `surd eval judge export`."), Path)
+judge_app.command("serve")(serve_command(
+    JUDGE_SITE, JUDGE_SERVE_DOC, lambda site, cfg: serve(site, cfg, state_class=JudgeState, verb="judging in"),
+    port=8767))
+
+
+@judge_app.command("import")
+def judge_import_cmd(
+    run: Path = typer.Argument(..., help="The `surd eval` folder the page was exported from."),
+    answers: list[Path] = typer.Argument(..., help="Answer files (the page's Export) and/or served judging folders."),
+) -> None:
+    """Turn people's answers into the human accuracy and each judge's accuracy and kappa against people.
+
+    Example: surd eval judge import eval/ eval-judge/ answers-*.json
+    """
+    try:
+        human = import_labels(run, list(answers))
+    except DecisionError as exc:
+        fail(str(exc))
+    for j, e in human["judges"].items():
+        acc = "–" if e["accuracy"] is None else f"{100 * e['accuracy']:.1f}%"
+        kappa = "–" if e["kappa"] is None else f"{e['kappa']:.2f}"
+        typer.echo(f"{j}: agrees with people on {acc} of {e['n']} images (Cohen's kappa {kappa})")
+    typer.echo(f"{len(human['raters'])} rater(s), {human['images']} image(s) labelled; report updated: "
+               f"{run / 'report.html'}")
 
 
 def register(app: typer.Typer) -> None:

@@ -34,13 +34,19 @@ def comparison_rows(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str]
                 e = run["per_type"][t]
                 acc = e["models"][m]["semantic_accuracy"]
                 rows.append([f"semantic accuracy % · {t}", col, _num(acc and acc["rate"], 100, 1)])
+                for judge, judge_name in (("detect", "detector"), ("human", "people")):
+                    acc = e["models"][m].get("judges", {}).get(judge)
+                    if acc:
+                        rows.append([f"semantic accuracy % ({judge_name}) · {t}", col, _num(acc["rate"], 100, 1)])
                 rows.append([f"CLIPScore · {t}", col, _num(e["models"][m]["clipscore"]["mean"], 1, 2)])
                 if m in e["paired_clip"]:
                     rows.append([f"paired CLIP (adapter share) · {t}", col, _num(e["paired_clip"][m]["adapter"]["mean"])])
             for metric, q in run["quality"].items():
                 rows.append([QUALITY_NAMES[metric], col, _num(q["models"][m]["mean"])])
                 if m in q["tests"]:
-                    rows.append([f"{QUALITY_NAMES[metric]} Welch p vs baseline", col, _num(q["tests"][m]["p"], 1, 4)])
+                    rows.append([f"{QUALITY_NAMES[metric]} t-test p vs baseline", col, _num(q["tests"][m]["p"], 1, 4)])
+                if m in q.get("welch", {}):
+                    rows.append([f"{QUALITY_NAMES[metric]} Welch p vs baseline", col, _num(q["welch"][m]["p"], 1, 4)])
             pref = (run.get("preference") or {}).get("adapters", {}).get(m)
             if pref:
                 rows.append(["preferred over baseline %", col, _num(pref["rate"], 100, 1)])

@@ -11,28 +11,40 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from surd.models.detector import DEFAULT_DETECTOR
 from surd.models.vqa import DEFAULT_VQA
 
 BASELINE = "baseline"
-METRICS = ("clip", "vqa", "brisque", "musiq", "clip_iqa")
+METRICS = ("clip", "vqa", "detect", "brisque", "musiq", "clip_iqa")
 PIPELINES = ("sd", "sag", "panorama")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 @dataclass(frozen=True)
 class MetricModels:
-    """Which model computes each metric: a hub id / library name, a local path, or ``tiny``."""
+    """Which model computes each metric: a hub id / library name, a local path, or ``tiny``.
+
+    detector: the open-vocabulary detector of the second judge (colours by ``clip``); detect_threshold its minimum
+    confidence for an object to count (part of the scores' key: another threshold rescores).
+    """
 
     clip: str = "ViT-B-32"
     clip_pretrained: str = "openai"
     vqa: str = DEFAULT_VQA
+    detector: str = DEFAULT_DETECTOR
+    detect_threshold: float = 0.3
     brisque: str = "brisque"
     musiq: str = "musiq"
     clip_iqa: str = "clip_iqa"
 
     @classmethod
     def tiny(cls) -> MetricModels:
-        return cls(clip="tiny", clip_pretrained="", vqa="tiny", brisque="tiny", musiq="tiny", clip_iqa="tiny")
+        return cls(clip="tiny", clip_pretrained="", vqa="tiny", detector="tiny", brisque="tiny", musiq="tiny",
+                   clip_iqa="tiny")
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.detect_threshold < 1.0:
+            raise ValueError(f"detect_threshold must be in (0, 1), got {self.detect_threshold}")
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,9 @@ class EvalConfig:
 
     adapters: adapter folders, each ``DIR`` (named after the folder) or ``NAME=DIR``.
     images_per_prompt: seeds ``seed … seed + n - 1``, the same for every prompt and model.
+    batch_size: images per scoring batch (generation makes each image alone, so its bytes never depend on it).
+    paper_setting: the paper's row the report compares with, "MODEL / METHOD" (e.g. "DM (cartoon) / MultiDiffusion");
+    empty = the one matching the run (`surd.eval.paper.setting_for`).
     """
 
     base: str
@@ -55,6 +70,7 @@ class EvalConfig:
     negative_prompt: str = ""
     pipeline: str = "sd"
     batch_size: int = 8
+    paper_setting: str = ""
     metrics: tuple[str, ...] = METRICS
     models: MetricModels = field(default_factory=MetricModels)
     device: str = "auto"

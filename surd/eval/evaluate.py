@@ -12,16 +12,18 @@ from pathlib import Path
 from typing import Any
 
 from surd.eval.config import EvalConfig, MetricModels
-from surd.eval.generate import generate_images, model_names
+from surd.eval.generate import generate_images, image_path, model_names
+from surd.eval.paper import comparison
 from surd.eval.prompts import PromptSet, load_prompt_set
 from surd.eval.report import render
-from surd.eval.results import csv_text, summarise
+from surd.eval.results import add_human, csv_text, summarise
 from surd.eval.score import load_all_scores, score_images
 from surd.files import write_bytes_atomic, write_json_atomic
 
 CONFIG_NAME = "eval_config.json"
 RESULTS_NAME = "results.json"
 STUDY_RESULTS_NAME = "study_results.json"
+JUDGE_LABELS_NAME = "judge_labels.json"  # people's yes/no per image, written by `surd eval judge import`
 
 
 def _check_config(cfg: EvalConfig, out: Path) -> None:
@@ -36,12 +38,19 @@ def _check_config(cfg: EvalConfig, out: Path) -> None:
 
 
 def build_results(cfg: EvalConfig, prompts: PromptSet) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Summaries (with the imported study, if any) and the per-image scores."""
+    """Summaries (with the imported study and people's labels, if any, and the paper's figures) and the per-image
+    scores."""
+    out = Path(cfg.out)
     scores = load_all_scores(cfg, model_names(cfg))
     results = summarise(cfg, prompts, scores)
-    study = Path(cfg.out) / STUDY_RESULTS_NAME
+    study = out / STUDY_RESULTS_NAME
     if study.exists():
         results["preference"] = json.loads(study.read_text(encoding="utf-8"))
+    labels = out / JUDGE_LABELS_NAME
+    if labels.exists():
+        add_human(results, json.loads(labels.read_text(encoding="utf-8")), scores,
+                  lambda m, pid, s: image_path(out, m, pid, s).relative_to(out).as_posix())
+    results["paper"] = comparison(results)
     return results, scores
 
 

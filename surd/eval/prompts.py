@@ -1,4 +1,4 @@
-"""Evaluation prompt sets: the bundled ``paper`` set or a user's file in the same format, validated, with the VQA
+"""Evaluation prompt sets: the bundled ``paper`` and ``paper-table1`` sets or a user's file in the same format, validated, with the VQA
 questions each prompt's structure implies (counting → "How many …?", color → "What color is the …?", action →
 "Is the … …?")."""
 
@@ -106,6 +106,11 @@ def parse_prompt(entry: Any, where: str) -> EvalPrompt:
     source = entry.get("source", "user")
     if source not in SOURCES:
         raise ValueError(f"{where} ({pid}): source must be one of {', '.join(SOURCES)}, got {source!r}")
+    if source == "paper" and not isinstance(entry.get("paper_table"), str):
+        raise ValueError(f"{where} ({pid}): a paper prompt names the table it is printed in (paper_table: \"1, 7\")")
+    if "detect" in entry and entry["detect"] is not False and not isinstance(entry["detect"], dict):
+        raise ValueError(f"{where} ({pid}): detect must be false (not for the detector) or a mapping of what the "
+                         f"detector checks instead (object + count, or colors)")
     if "questions" in entry:
         qs = entry["questions"]
         if not isinstance(qs, list) or not qs or not all(

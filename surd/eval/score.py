@@ -1,5 +1,5 @@
-"""Score every evaluation image once: CLIP cosine to its prompt, BLIP VQA answers to the prompt's questions, and
-BRISQUE / MUSIQ / CLIP-IQA. Rows are appended to ``OUT/scores/<model>.<metrics key>.jsonl`` batch by batch, so an
+"""Score every evaluation image once: CLIP cosine to its prompt, BLIP VQA answers to the prompt's questions, the
+detector judge's verdict on counting and colour prompts (`detect`), and BRISQUE / MUSIQ / CLIP-IQA. Rows are appended to ``OUT/scores/<model>.<metrics key>.jsonl`` batch by batch, so an
 interrupted run resumes, and changing a scoring model (a new key) rescores instead of mixing models."""
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ from tqdm import tqdm
 from surd.deps import require
 from surd.eval.answers import is_correct, normalise
 from surd.eval.config import EvalConfig
+from surd.eval.detect import ColourClassifier, DetectSettings, judge
 from surd.eval.generate import Job, _batches, all_jobs, file_digest, image_path
 from surd.eval.prompts import EvalPrompt, PromptSet
 from surd.eval.quality import load_quality
 from surd.eval.stats import clipscore
 from surd.models import resolve_device
 from surd.models.clip import encode_text, load_clip
+from surd.models.detector import load_detector
 from surd.models.vqa import load_vqa
 
 
@@ -51,6 +53,8 @@ class Scorer:
         self.device = resolve_device(cfg.device)
         self._clip: Any = None
         self._vqa: Any = None
+        self._detector: Any = None
+        self._colours: ColourClassifier | None = None
         self._quality: dict[str, Any] = {}
 
     def clip(self) -> Any:
@@ -63,6 +67,19 @@ class Scorer:
         if self._vqa is None:
             self._vqa = load_vqa(self.cfg.models.vqa, device=str(self.device), dtype="fp32")
         return self._vqa
+
+    def detector(self) -> tuple[Any, ColourClassifier]:
+        if self._detector is None:
+            self._detector = load_detector(self.cfg.models.detector, device=str(self.device))
+            self._colours = ColourClassifier(self.clip())
+        assert self._colours is not None
+        return self._detector, self._colours
+
+    def detect_rows(self, images: list[Any], prompts: list[EvalPrompt]) -> list[dict[str, Any] | None]:
+        """The detector judge's verdict per image (None for prompts it does not judge)."""
+        settings = DetectSettings(threshold=self.cfg.models.detect_threshold)
+        detector, colours = self.detector()
+        return [judge(im, p, detector, colours, settings) for im, p in zip(images, prompts)]
 
     def quality(self, name: str) -> Any:
         if name not in self._quality:
@@ -101,6 +118,10 @@ class Scorer:
         if "vqa" in metrics:
             for r, qa in zip(rows, self.vqa_rows(images, prompts)):
                 r.update(vqa=qa, correct=all(q["correct"] for q in qa))
+        if "detect" in metrics:
+            for r, d in zip(rows, self.detect_rows(images, prompts)):
+                if d is not None:
+                    r["detect"] = d
         quality = [m for m in ("brisque", "musiq", "clip_iqa") if m in metrics]
         if quality:
             arr = np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0 for im in images])  # [N, H, W, 3]

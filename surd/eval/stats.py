@@ -1,5 +1,5 @@
 """The statistics of the paper's evaluation: paired-softmax CLIP score, CLIPScore, summaries with confidence
-intervals, Welch's t-test (quality unchanged if p > 0.05) and the binomial test of a preference study (scipy)."""
+intervals, the paper's equal-variance t-test and Welch's (quality unchanged if p > 0.05) and the binomial test of a preference study (scipy)."""
 
 from __future__ import annotations
 
@@ -52,8 +52,12 @@ def proportion(k: int, n: int) -> dict[str, Any]:
     return {"k": k, "n": n, "rate": k / n, "ci95": [float(ci.low), float(ci.high)]}
 
 
-def welch(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
-    """Welch's two-sample t-test (unequal variances); ``unchanged`` is the paper's "p > 0.05" column."""
+def ttest(a: Sequence[float], b: Sequence[float], equal_var: bool = True) -> dict[str, Any]:
+    """Two-sample t-test of the means; ``unchanged`` is the paper's "P > 0.05?" column.
+
+    ``equal_var=True`` is the paper's test (Table 3: "the T-test for the means of two independent samples", pooled
+    variance, df = n_a + n_b - 2); ``False`` is Welch's (unequal variances, Welch–Satterthwaite df).
+    """
     st = require("scipy.stats", "eval")
     xa = [float(v) for v in a if v is not None and math.isfinite(v)]
     xb = [float(v) for v in b if v is not None and math.isfinite(v)]
@@ -62,9 +66,19 @@ def welch(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
     if len(set(xa)) == 1 and len(set(xb)) == 1:  # no variance: the t statistic is undefined
         same = xa[0] == xb[0]
         return {"t": None, "p": 1.0 if same else 0.0, "df": None, "unchanged": same}
-    res = st.ttest_ind(xa, xb, equal_var=False)
+    res = st.ttest_ind(xa, xb, equal_var=equal_var)
     t, p = float(res.statistic), float(res.pvalue)
     return {"t": t, "p": p, "df": float(res.df), "unchanged": p > ALPHA}
+
+
+def student(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
+    """The paper's equal-variance (pooled) two-sample t-test."""
+    return ttest(a, b, equal_var=True)
+
+
+def welch(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
+    """Welch's two-sample t-test (unequal variances), shown beside the paper's test."""
+    return ttest(a, b, equal_var=False)
 
 
 def preference(wins: int, losses: int) -> dict[str, Any]:

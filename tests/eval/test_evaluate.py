@@ -68,9 +68,27 @@ def test_report_has_four_tables_charts_and_grids(run):
     for metric in ("brisque", "clip_iqa", "musiq"):
         q = results["quality"][metric]
         assert q["models"]["baseline"]["n"] == 12 // 2 and q["tests"]["05_train_adapter"]["p"] is not None
+    for t in ("color", "counting"):  # both judges on counting and colour, and how often they agree
+        entry = results["per_type"][t]
+        assert all(entry["models"][m]["judges"]["detect"]["n"] == 2 for m in results["models"])
+        assert entry["judge_agreement"]["n"] == 4
+    assert results["per_type"]["action"]["models"]["baseline"]["judges"]["detect"] is None  # action stays with VQA
+    assert results["per_type"]["action"]["judge_agreement"]["n"] == 0
+    for metric in ("brisque", "clip_iqa", "musiq"):  # the paper's test and Welch's
+        q = results["quality"][metric]
+        assert q["tests"]["05_train_adapter"]["df"] == 6 + 6 - 2 and q["welch"]["05_train_adapter"]["p"] is not None
+    paper = results["paper"]
+    assert paper["setting"] == "DM (1.5) / -" and "2305.05189" in paper["source"]
+    got = {(r["metric"], r.get("judge")) for r in paper["tables"]}
+    assert {("CLIP score (paired softmax)", None), ("action accuracy %", "vqa"), ("counting accuracy %", "detect"),
+            ("brisque", None), ("musiq", None), ("clip_iqa", None)} <= got
     html = (out / "report.html").read_text()
-    for title in ("1. CLIP score", "2. Semantic accuracy", "3. Image quality", "4. Preference study"):
+    for title in ("1. CLIP score", "2. Semantic accuracy", "3. Image quality", "4. Preference study",
+                  "5. The paper's figures beside this run's", "Tables 1/7: per-prompt accuracy"):
         assert title in html
+    for cell in ("baseline · detector", "05_train_adapter · VQA", "VQA vs detector", "paper · SUR-adapter", "0.517",
+                 "Welch t, p", "t-test t, p", "detector ✓ found" if "✓ found" in html else "detector ✗ found"):
+        assert cell in html
     assert html.count("<table") >= 3 + 3  # three result tables + one grid per prompt; the 4th waits for answers
     for chart in ("semantic_accuracy.png", "clipscore.png", "paired_clip.png", "quality.png"):
         assert (out / "charts" / chart).stat().st_size > 1000 and f"charts/{chart}" in html
@@ -99,20 +117,41 @@ def test_same_seed_same_noise_and_the_adapter_changes_images(run):
 def test_rerun_resumes_only_what_is_missing(run, tmp_path):
     out = tmp_path / "eval"
     shutil.copytree(run / "eval", out)
-    victim = out / "images" / "baseline" / "color" / "1.png"
-    victim.unlink()
+    victims = [out / "images" / "baseline" / "color" / "1.png", out / "images" / "05_train_adapter" / "act" / "0.png",
+               out / "images" / "05_train_adapter" / "count" / "1.png"]
+    before = [v.read_bytes() for v in victims]
+    for v in victims:
+        v.unlink()
     kept = out / "images" / "baseline" / "count" / "0.png"
     mtime = kept.stat().st_mtime_ns
     res = runner.invoke(app, eval_args(run / "05_train_adapter", out, run / "prompts.json"))
     assert res.exit_code == 0, res.output
     timing = json.loads((out / "results.json").read_text())["timing"]
-    assert timing["generated"] == 1 and timing["scored"] == 1  # one image, and its stale score row is replaced
-    assert victim.is_file() and kept.stat().st_mtime_ns == mtime
+    # Each image is generated alone from its own seed: regenerated, it has the bytes the uninterrupted run wrote,
+    # so its score rows (tied to the bytes) still hold and nothing is rescored.
+    assert timing["generated"] == 3 and timing["scored"] == 0
+    assert [v.read_bytes() for v in victims] == before and kept.stat().st_mtime_ns == mtime
+    shutil.copyfile(victims[1], kept)  # other bytes under a done image's name: its score row is stale
     res = runner.invoke(app, eval_args(run / "05_train_adapter", out, run / "prompts.json"))
-    assert json.loads((out / "results.json").read_text())["timing"]["generated"] == 0
+    timing = json.loads((out / "results.json").read_text())["timing"]
+    assert (timing["generated"], timing["scored"]) == (0, 1)
     # Other sampler settings in the same folder would mix images: refused with the fix.
     res = runner.invoke(app, eval_args(run / "05_train_adapter", out, run / "prompts.json", "--guidance", "3"))
     assert res.exit_code != 0 and "new --out" in str(res.exception)
+
+
+def test_batch_size_is_a_speed_knob_only(run, tmp_path):
+    """Generation does not batch images, so another --batch-size gives the same bytes and may share the folder."""
+    out = tmp_path / "eval"
+    res = runner.invoke(app, eval_args(run / "05_train_adapter", out, run / "prompts.json", "--batch-size", "1"))
+    assert res.exit_code == 0, res.output
+    images = sorted(p.relative_to(out) for p in (out / "images").rglob("*.png"))
+    assert len(images) == 12 and images == sorted(p.relative_to(run / "eval") for p in (run / "eval" / "images").rglob("*.png"))
+    assert all((out / p).read_bytes() == (run / "eval" / p).read_bytes() for p in images)  # the module run used 8
+    (out / images[0]).unlink()
+    res = runner.invoke(app, eval_args(run / "05_train_adapter", out, run / "prompts.json", "--batch-size", "4"))
+    assert res.exit_code == 0, res.output
+    assert (out / images[0]).read_bytes() == (run / "eval" / images[0]).read_bytes()
 
 
 def test_study_answers_become_a_preference_table(run, tmp_path):
@@ -213,6 +252,8 @@ def test_compare_two_runs(run, tmp_path):
     assert set(brisque) == {f"{m} @ {r}" for m in ("baseline", "05_train_adapter") for r in ("eval", "layer60")}
     assert brisque["baseline @ eval"] == brisque["baseline @ layer60"]  # a copy: the same numbers
     assert "semantic accuracy % · counting" in table and "compare.html" in res.output
+    assert "semantic accuracy % (detector) · counting" in table
+    assert {"BRISQUE ↓ t-test p vs baseline", "BRISQUE ↓ Welch p vs baseline"} <= set(table)
 
 
 def test_pipeline_step_and_paper_yaml(run, tmp_path):
@@ -224,9 +265,17 @@ def test_pipeline_step_and_paper_yaml(run, tmp_path):
     from surd.eval.evaluate import run_job
 
     res = run_job(run / "05_train_adapter", tmp_path / "06_eval",
-                  {"base": "tiny", "prompts": str(run / "prompts.json"), "images_per_prompt": 1, "steps": 1,
-                   "models": "tiny", "device": "cpu", "progress": False, "metrics": ["clip", "vqa"]})
+                  {"base": "tiny", "prompts": "paper-table1", "images_per_prompt": 1, "steps": 1,
+                   "models": "tiny", "device": "cpu", "progress": False, "metrics": ["clip", "vqa", "detect"]})
     assert res["models"] == ["baseline", "train_adapter"] and Path(res["report"]).is_file()
+    # The nine prompts of Tables 1/7: the paper's per-prompt accuracy beside the run's, per judge.
+    table1 = json.loads((tmp_path / "06_eval" / "results.json").read_text())["paper"]["table1"]
+    assert [r["prompt_id"] for r in table1] == [f"paper-{t}-0{i}" for t in ("counting", "color", "action")
+                                               for i in (1, 2, 3)]
+    assert table1[0]["paper_baseline"] == 63.08 and set(table1[0]["run"]["train_adapter"]) == {"vqa", "detect"}
+    assert table1[-1]["run"]["baseline"]["detect"] is None  # an action prompt: the detector does not judge it
+    html = Path(res["report"]).read_text()
+    assert "Four freshly baked pies." in html and "63.08" in html and "73.85" in html
 
 
 def test_bad_arguments_name_the_fix(tmp_path):
@@ -238,3 +287,29 @@ def test_bad_arguments_name_the_fix(tmp_path):
     assert isinstance(res.exception, ValueError) and "NAME=DIR" in str(res.exception)
     res = runner.invoke(app, ["eval", "--base", "tiny", "--adapter", str(tmp_path), "--metrics", "fid"])
     assert isinstance(res.exception, ValueError) and "unknown metric" in str(res.exception)
+
+
+def test_readme_gpu_commands_parse():
+    """Every `surd` command of the README's "Reproducing Tables 1–3 on a GPU" block is one the CLI accepts."""
+    import shlex
+
+    import typer
+    from typer.exceptions import TyperException  # typer's own click: its usage errors derive from this
+
+    text = (REPO / "README.md").read_text()
+    block = text.split("### Reproducing Tables 1–3 on a GPU", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = [line for line in block.splitlines() if line.startswith("surd ")]
+    assert len(commands) >= 9 and any("--prompts paper-table1 --images-per-prompt 130" in c for c in commands)
+    root = typer.main.get_command(app)
+    for line in [*commands, "surd eval --base x --adapter a --bogus 1", "surd eval judge import"]:
+        args = shlex.split(line)[1:]
+        cmd, path = root, ["surd"]
+        while hasattr(cmd, "commands") and args and args[0] in cmd.commands:
+            path.append(args[0])
+            cmd = cmd.commands[args.pop(0)]
+        try:
+            cmd.make_context(" ".join(path), list(args))  # parses every option and argument, runs nothing
+        except TyperException as exc:
+            assert line not in commands, f"README command does not parse: {line}\n{exc.format_message()}"
+        else:
+            assert line in commands, f"the check let a bad command through: {line}"

@@ -14,15 +14,18 @@ def test_bundled_paper_set_has_15_prompts_per_type_with_questions():
     ps = load_prompt_set("paper")
     assert {t: len(p) for t, p in ps.by_type().items()} == {"action": 15, "color": 15, "counting": 15}
     assert len({p.id for p in ps.prompts}) == 45
-    # The paper's verbatim prompts could not be retrieved: none is claimed as the paper's (see the file's header).
-    assert ps.count_by_source() == {"surd": 45}
+    # The paper's 18 printed prompts, six per type, completed with surd's own (tests/eval/test_paper.py: verbatim).
+    assert ps.count_by_source() == {"paper": 18, "surd": 27}
+    assert all(sum(p.source == "paper" for p in group) == 6 for group in ps.by_type().values())
     by_id = {p.id: p for p in ps.prompts}
-    assert [(q.question, q.answer) for q in by_id["counting-01"].questions] == [("How many pies are there?", "3")]
+    assert [(q.question, q.answer) for q in by_id["paper-counting-01"].questions] == [("How many pies are there?", "4")]
     assert [(q.question, q.answer) for q in by_id["counting-12"].questions] == [("How many people are there?", "2")]
     assert [(q.question, q.answer) for q in by_id["color-01"].questions] == [
         ("What color is the car?", "red"), ("What color is the house?", "blue")]
-    assert [(q.question, q.answer) for q in by_id["action-01"].questions] == [
-        ("Is the man shooting a basketball?", "yes")]
+    assert [(q.question, q.answer) for q in by_id["paper-action-01"].questions] == [
+        ("Is the person shooting a basketball?", "yes")]
+    assert [(q.question, q.answer) for q in by_id["paper-color-03"].questions] == [
+        ("What colors are the clothes?", "blue"), ("What colors are the clothes?", "yellow")]
 
 
 def test_plural_rules():
@@ -50,6 +53,8 @@ def test_user_prompt_file_json_and_yaml(tmp_path):
     ({"id": "x", "type": "action", "text": "t", "subject": "man"}, "needs subject and action"),
     ({"id": "a b", "type": "action", "text": "t"}, "id must be"),
     ({"id": "x", "type": "action", "text": "t", "subject": "a", "action": "b", "source": "web"}, "source must be"),
+    ({"id": "x", "type": "action", "text": "t", "subject": "a", "action": "b", "source": "paper"}, "paper_table"),
+    ({"id": "x", "type": "counting", "text": "t", "object": "a", "count": 2, "detect": "no"}, "detect must be false"),
 ])
 def test_bad_prompt_entries_name_the_fix(tmp_path, entry, match):
     (tmp_path / "p.yaml").write_text(json.dumps({"format": "surd-eval-prompts", "version": 1, "prompts": [entry]}))

@@ -1,4 +1,5 @@
-"""The evaluation's statistics against hand computation: paired softmax, CLIPScore, Welch's t-test, binomial test."""
+"""The evaluation's statistics against hand computation: paired softmax, CLIPScore, the paper's pooled t-test and
+Welch's, binomial test."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 
 pytest.importorskip("scipy")
 
-from surd.eval.stats import clipscore, paired_softmax, preference, proportion, summary, welch  # noqa: E402
+from surd.eval.stats import clipscore, paired_softmax, preference, proportion, student, summary, welch  # noqa: E402
 
 
 def test_paired_softmax_by_hand():
@@ -43,6 +44,20 @@ def test_welch_by_hand():
     assert res["unchanged"] is True  # p ≈ 0.069 > 0.05: quality unchanged in the paper's sense
     far = welch([1.0, 1.1, 0.9, 1.0], [5.0, 5.1, 4.9, 5.2])
     assert far["p"] < 1e-5 and far["unchanged"] is False
+
+
+def test_pooled_t_test_by_hand():
+    """The paper's test (Table 3): pooled variance, df = n_a + n_b - 2; it differs from Welch's on unequal variances."""
+    from scipy.stats import t as student_t
+
+    a, b = [1.0, 2.0, 3.0, 4.0], [2.0, 4.0, 6.0, 8.0, 10.0]
+    pooled = (3 * (5 / 3) + 4 * 10.0) / 7  # ((n_a-1)·s_a² + (n_b-1)·s_b²) / (n_a+n_b-2) = 45/7
+    t = (2.5 - 6.0) / math.sqrt(pooled * (1 / 4 + 1 / 5))
+    res = student(a, b)
+    assert res["df"] == 7 and res["t"] == pytest.approx(t, rel=1e-12) and t == pytest.approx(-2.0579, abs=1e-4)
+    assert res["p"] == pytest.approx(2 * student_t.sf(abs(t), 7), rel=1e-12)
+    assert res["p"] == pytest.approx(0.07857, abs=1e-4) and res["p"] != pytest.approx(welch(a, b)["p"], abs=1e-3)
+    assert student([2.0, 2.0], [3.0, 3.0])["unchanged"] is False
 
 
 def test_welch_edge_cases():
