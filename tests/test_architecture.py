@@ -327,7 +327,7 @@ COVERED_BY = {
     "surd.fetch.result": "fetch/test_local.py",
     "surd.models.nsfw": "stages/test_safety.py", "surd.models.nudenet": "stages/test_safety.py",
     "surd.models.sd": "adapter/test_inference.py",
-    "surd.models.vqa": "eval/test_quality.py",
+    "surd.models.vqa": "eval/test_iqa.py",
     "surd.review.access": "review/test_server_team.py", "surd.review.agreement": "review/test_server_team.py",
     "surd.review.journal": "review/test_server_team.py", "surd.review.progress": "review/test_server_team.py",
     "surd.review.decisions": "review/test_review.py", "surd.review.exporter": "review/test_review.py",

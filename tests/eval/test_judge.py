@@ -20,7 +20,7 @@ from surd.eval.judge import KEY_NAME, SERVER_FORMAT, JudgeState, checks, export_
 from surd.eval.prompts import load_prompt_set  # noqa: E402
 from surd.review.journal import read_journal  # noqa: E402
 from surd.review.server import ServeConfig, make_server  # noqa: E402
-from tests.eval.test_run import PROMPTS, eval_args  # noqa: E402
+from tests.eval.test_evaluate import PROMPTS, eval_args  # noqa: E402
 
 runner = CliRunner()
 FORMAT = "surd-eval-judge-answers"

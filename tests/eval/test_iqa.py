@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("pyiqa")
 pytest.importorskip("torchmetrics")
 
-from surd.eval.quality import check_tensor_file, load_brisque, load_clip_iqa, load_musiq, tiny_clip_iqa_model  # noqa: E402
+from surd.eval.iqa import check_tensor_file, load_brisque, load_clip_iqa, load_musiq, tiny_clip_iqa_model  # noqa: E402
 from surd.models import ModelLoadError  # noqa: E402
 
 
