@@ -10,6 +10,7 @@ from surd import __version__
 from surd.commands import (
     adapter,
     caption,
+    card,
     clip_filter,
     datasets,
     dedup,
@@ -17,6 +18,7 @@ from surd.commands import (
     eval,
     export,
     ingest,
+    release,
     review,
     run,
     safety,
@@ -32,7 +34,8 @@ app = typer.Typer(
 )
 
 # In the order `surd --help` lists them: the pipeline, its stages, then the tools around them.
-for module in (ingest, export, run, datasets, dedup, caption, clip_filter, safety, review, embed, adapter, eval):
+for module in (ingest, export, run, datasets, dedup, caption, clip_filter, safety, review, embed, adapter, eval, card,
+               release):
     module.register(app)
 
 

@@ -1,7 +1,10 @@
 """URL lists: CSV/TSV/JSONL/Parquet files of (image URL, prompt) rows; img2dataset's column names are understood.
 
 Columns are found automatically (``url``/``URL``/``image_url``... and ``caption``/``TEXT``/``prompt``...) or named
-with ``url_col``/``caption_col``. Every other column is kept in the sample json under ``extra``.
+with ``url_col``/``caption_col``. Optional columns: the negative prompt, the simple prompt, the licence and the
+expected ``sha256`` of the image bytes (a list written by ``surd release --mode urls``: an image whose bytes differ is
+rejected ``hash_mismatch``); with ``source_col`` each row names its own source, so a released list rebuilds the same
+keys. Every other column is kept in the sample json under ``extra``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ class Config:
     negative_col: str = "negative_prompt"
     id_col: str = ""  # "" = the URL is the source id
     source_name: str = "urls"
+    source_col: str = ""  # "" = every row's source is source_name
+    simple_col: str = "simple_prompt"
+    license_col: str = "license"
+    sha256_col: str = "sha256"  # the expected sha256 of the image bytes, checked on download when present
 
     def __post_init__(self) -> None:
         check_table(self.path, self.format, "URL list")
@@ -76,11 +83,20 @@ def list_rows(cfg: Config, state_dir: str | None = None) -> Iterator[dict[str, A
                     _pick(cfg.caption_col, CAPTION_COLUMNS, names, "caption", cfg))
         url, prompt = _text(rec.get(cols[0])), _text(rec.get(cols[1]))
         error = "missing_url" if not url else "missing_prompt" if not prompt else None
-        used = {cols[0], cols[1], cfg.negative_col, cfg.id_col}
+        used = {cols[0], cols[1], cfg.negative_col, cfg.id_col, cfg.source_col, cfg.simple_col, cfg.license_col,
+                cfg.sha256_col}
         extra = _json_safe({k: v for k, v in rec.items() if k not in used and _text(v)})
-        yield make_row(
-            source=cfg.source_name, source_id=_text(rec.get(cfg.id_col) if cfg.id_col else "") or url or f"{cfg.path}#{i}",
+        row = make_row(
+            source=_text(rec.get(cfg.source_col)) if cfg.source_col else cfg.source_name,
+            source_id=_text(rec.get(cfg.id_col) if cfg.id_col else "") or url or f"{cfg.path}#{i}",
             image=url, complex_prompt=prompt or None, negative_prompt=_text(rec.get(cfg.negative_col)), url=url,
+            simple_prompt=_text(rec.get(cfg.simple_col)) or None, license=_text(rec.get(cfg.license_col)),
             provenance={"list": str(cfg.path), "row": i}, extra=extra, error=error,
             error_detail="" if error is None else f"row {i}: empty {cols[0] if not url else cols[1]!r}",
         )  # fmt: skip
+        if cfg.source_col and not row["source"] and error is None:
+            row["error"], row["error_detail"] = "missing_source", f"row {i}: empty {cfg.source_col!r}"
+        expected = _text(rec.get(cfg.sha256_col)).lower()
+        if expected:
+            row["expected_sha256"] = expected
+        yield row
