@@ -18,6 +18,7 @@ from surd.commands import (
     eval,
     export,
     ingest,
+    publish,
     release,
     review,
     run,
@@ -35,7 +36,7 @@ app = typer.Typer(
 
 # In the order `surd --help` lists them: the pipeline, its stages, then the tools around them.
 for module in (ingest, export, run, datasets, dedup, caption, clip_filter, safety, review, embed, adapter, eval, card,
-               release):
+               release, publish):
     module.register(app)
 
 

@@ -277,15 +277,6 @@ def licence_file(figs: dict[str, Any], about: About) -> str:
     return "\n".join(lines)
 
 
-def _card_dir_rel(out: str, target: str) -> str | None:
-    """*target* relative to *out* when it lies inside it (data_files cannot point outside the card's folder)."""
-    if storage.is_remote(out) or storage.is_remote(target):
-        o, t = out.rstrip("/") + "/", target
-        return t[len(o):] if t.startswith(o) else None
-    rel = os.path.relpath(os.path.abspath(target), os.path.abspath(out))
-    return None if rel.startswith("..") else rel.replace(os.sep, "/")
-
-
 def provenance_info(table: pa.Table) -> dict[str, Any]:
     """The `dataset_info` entry of the provenance config: features from the parquet schema, split sizes."""
     dtypes = {pa.string(): "string", pa.float64(): "float64", pa.int64(): "int64"}
@@ -294,24 +285,12 @@ def provenance_info(table: pa.Table) -> dict[str, Any]:
             "splits": [{"name": "train", "num_bytes": table.nbytes, "num_examples": table.num_rows}]}
 
 
-def run_distribution(run: RunInfo, out: str, table: pa.Table) -> Distribution:
-    """A run card: the provenance table, and the final stage's shards when the card sits above them."""
-    configs: list[dict[str, Any]] = []
-    info: list[dict[str, Any]] = []
-    rel = _card_dir_rel(out, run.final.path)
-    note = ""
-    if rel is not None:
-        tars = [n for n in storage.listdir(run.final.path) if n.endswith(".tar")]
-        size = sum(storage.version_tag(storage.join(run.final.path, n))["size"] for n in tars)
-        configs.append({"config_name": "default", "data_files": [{"split": "train", "path": f"{rel}/*.tar"}]})
-        info.append({"config_name": "default", "splits": [{"name": "train", "num_examples": run.final.kept,
-                                                           "num_bytes": size}], "download_size": size})
-    else:
-        note = (f"The samples are the webdataset shards of `{run.final.path}` (not under this card's folder, so not "
-                "listed in `configs`); `surd release` makes a folder `datasets` loads as it is.")
-    configs.append({"config_name": "provenance", "data_files": [{"split": "train", "path": PROVENANCE}]})
-    info.append(provenance_info(table))
-    return Distribution(configs, info, note=note)
+def run_distribution(run: RunInfo) -> Distribution:
+    """A run card's data: provenance.parquet (added by `write_card`). The samples stay in the final stage's
+    webdataset shards, whose json members vary in shape from source to source (a struct here, null there), which
+    `datasets` cannot cast to one schema: `surd release` writes the folder it loads."""
+    return Distribution([], [], note=f"The samples themselves are the webdataset shards of `{run.final.path}`; "
+                                     "`surd release` makes a folder that `datasets.load_dataset` reads as it is.")
 
 
 def write_card(run: RunInfo, out: str, about: About, *, rows: list[dict[str, Any]] | None = None,
@@ -326,8 +305,11 @@ def write_card(run: RunInfo, out: str, about: About, *, rows: list[dict[str, Any
     paths = {name: storage.join(out, name) for name in ("README.md", "croissant.json", "card.html", PROVENANCE,
                                                          "LICENSE.md")}
     table, table_sha = write_provenance(rows, paths[PROVENANCE])
-    dist = dist or run_distribution(run, out, table)
-    if dist is not None and not any(c["config_name"] == "provenance" for c in dist.configs):
+    dist = dist or run_distribution(run)
+    # `datasets` picks one builder for every config of a folder, from the first config's files: provenance.parquet
+    # is a config only beside other parquet data (or alone); otherwise croissant.json and the body describe it.
+    parquet = all(f["path"].endswith(".parquet") for c in dist.configs for f in c["data_files"])
+    if parquet and not any(c["config_name"] == "provenance" for c in dist.configs):
         dist.configs.append({"config_name": "provenance", "data_files": [{"split": "train", "path": PROVENANCE}]})
         dist.info.append(provenance_info(table))
     meta = front_matter(figs, about, dist)

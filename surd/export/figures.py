@@ -84,11 +84,11 @@ def robots_policy(run: RunInfo) -> dict[str, Any]:
     """Whether robots.txt and opt-out headers were honoured, from the ingest config as saved."""
     ingest = run.stages[0].config if run.stages else {}
     dl = ingest.get("download") or {}
-    ignored = bool(dl.get("ignore_robots")) or any(
+    ignored = dl.get("respect_robots") is False or any(
         (s.get("options") or {}).get("http", {}).get("respect_robots") is False
         for s in (ingest.get("options") or {}).get("sources") or [] if isinstance(s, dict))
     return {"robots_txt": "ignored for some requests" if ignored else "honoured",
-            "opt_out_headers": "ignored" if dl.get("ignore_opt_out") else "honoured"}
+            "opt_out_headers": "ignored" if dl.get("respect_opt_out") is False else "honoured"}
 
 
 def review(run: RunInfo, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
