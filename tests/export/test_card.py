@@ -52,10 +52,10 @@ def test_card_writes_the_four_files_into_the_run(run_dir):
     assert result["needs_person"] > 0 and TODO in body
 
 
-def test_the_card_loads_with_datasets_and_the_split_sizes_are_checked(run_dir):
+def test_the_card_loads_with_datasets_and_the_split_sizes_are_checked(run_dir, tmp_path):
     datasets = pytest.importorskip("datasets")
     card(str(run_dir))
-    prov = datasets.load_dataset(str(run_dir), "provenance", split="train")  # num_examples checked against the card
+    prov = datasets.load_dataset(str(run_dir), "provenance", split="train", cache_dir=str(tmp_path / "hf"))
     assert prov.num_rows == 9 and sorted(prov["status"]).count("kept") == 6
 
 
