@@ -10,8 +10,8 @@ files to it, on 127.0.0.1 (point ``HF_ENDPOINT`` at it). Shapes follow huggingfa
   POST /api/datasets/O/N/commit/REV               NDJSON header + {key: file, value: {path, content, encoding}}
                                                   → {commitUrl, commitOid}
 
-``fail_commits`` holds statuses to answer the next commits with (429 carries ``Retry-After: 1``), to test backoff
-and resuming; every accepted commit is kept in ``commits``.
+``fail_commits`` holds what to answer the next commits with, one entry each: None accepts it, a status refuses it
+(429 carries ``Retry-After: 1``), to test backoff and resuming; every accepted commit is kept in ``commits``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class HubState:
     def __init__(self) -> None:
         self.repos: dict[str, dict[str, bytes]] = {}
         self.commits: list[dict[str, Any]] = []
-        self.fail_commits: list[int] = []
+        self.fail_commits: list[int | None] = []
         self.requests: list[str] = []
         self.lock = threading.Lock()
 
@@ -88,8 +88,9 @@ class Handler(BaseHTTPRequestHandler):
             if doc.get("type") != "dataset":
                 return self._send(400, {"error": "the stand-in only hosts datasets"})
             with self.state.lock:
-                if repo_id in self.state.repos:
-                    return self._send(409, {"error": "You already created this dataset repo"})
+                if repo_id in self.state.repos:  # huggingface_hub reads "url" from this answer too (exist_ok)
+                    return self._send(409, {"error": "You already created this dataset repo",
+                                            "url": f"http://{self.headers['Host']}/datasets/{repo_id}"})
                 self.state.repos[repo_id] = {}
             return self._send(200, {"url": f"http://{self.headers['Host']}/datasets/{repo_id}", "name": repo_id})
         if path == "/api/validate-yaml":
@@ -117,8 +118,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _commit(self, repo_id: str, repo: dict[str, bytes], body: bytes, rev: str) -> None:
         with self.state.lock:
-            if self.state.fail_commits:
-                code = self.state.fail_commits.pop(0)
+            code = self.state.fail_commits.pop(0) if self.state.fail_commits else None
+            if code is not None:
                 return self._send(code, {"error": "try again later"}, {"Retry-After": "1"} if code == 429 else None)
             lines = [json.loads(line) for line in body.splitlines() if line.strip()]
             header = next(x["value"] for x in lines if x["key"] == "header")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from surd.commands.common import fail
 from surd.export.publish import PublishConfig, publish
 
 
@@ -18,7 +19,14 @@ def publish_cmd(
 
     Example: surd publish releases/paper_sfw --to hf://datasets/me/surd-sfw
     """
-    result = publish(release_dir, to, PublishConfig(batch_files=batch_files, retries=retries))
+    try:
+        result = publish(release_dir, to, PublishConfig(batch_files=batch_files, retries=retries))
+    except (ValueError, FileNotFoundError, ImportError):
+        raise  # bad input: the CLI prints it as one line
+    except Exception as e:  # noqa: BLE001 (a server or network failure: one line, and how to go on)
+        fail(f"publishing to {to} stopped: {type(e).__name__}: {e}. What was uploaded stays; rerun the same "
+             "command to upload the rest", code=1)
+        return
     typer.echo(f"{result['to']}: {result['uploaded']} file(s) uploaded, {result['skipped']} already there"
                + (f", {result['commits']} commit(s)" if result["commits"] else ""))
 
