@@ -23,7 +23,8 @@ from surd.runner import RunResult, fusable, run_chain, run_stage
 from surd.stages import STAGES, build_config, get_stage
 
 # Steps that are not shard → shard stages (training, evaluation): function(input_dir, output_dir, config) -> dict.
-JOBS = Registry("job", {"train_adapter": "surd.adapter.train:run_job", "eval": "surd.eval.run:run_job"})
+JOBS = Registry("job", {"train_adapter": "surd.adapter.train:run_job", "eval": "surd.eval.run:run_job",
+                        "card": "surd.export.card:run_job"})
 
 
 @dataclass(frozen=True)

@@ -132,7 +132,8 @@ def read_stages(run_dir: str) -> list[StageInfo]:
     except FileNotFoundError:
         raise FileNotFoundError(f"run folder {run_dir} does not exist: pass runs/<name> of a finished "
                                 "`surd run`") from None
-    stages = [read_stage(run_dir, n) for n in names if STAGE_DIR.match(n)]
+    # a card step's own folder (NN_card) describes the run; it is not part of it
+    stages = [read_stage(run_dir, n) for n in names if STAGE_DIR.match(n) and STAGE_DIR.match(n).group(2) != "card"]
     if not any(s.has_shards for s in stages):
         raise ValueError(f"{run_dir} holds no stage with finished shards (NN_<stage>/NNNNN.stats.json): run the "
                          "pipeline first, or pass the run folder (runs/<name>), not a stage folder")

@@ -3,12 +3,16 @@ own records, read back with the libraries others use (datasets, mlcroissant, pya
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from surd.export.card import TODO, card, load_about, size_category
-from tests.card_run import make_run
+from surd.export.card import TODO, card, load_about, run_job, size_category
+from surd.pipeline import run_pipeline
+from tests.card_run import REPO, make_run
 
 ABOUT = {"pretty_name": "Card test set", "motivation": "To test the card.", "maintainer": "Jo Doe",
          "contact": "jo@example.org", "uses": ["training the SUR-adapter"], "out_of_scope": "faces",
@@ -93,3 +97,24 @@ def test_bad_about_files_are_refused_with_what_is_allowed(tmp_path):
                                      (114_148, "100K<n<1M")])
 def test_size_categories_follow_the_hub_labels(n, label):
     assert size_category(n) == label
+
+
+def test_card_as_the_last_step_of_a_pipeline(tmp_path):
+    about = tmp_path / "about.yaml"
+    about.write_text(yaml.safe_dump({"pretty_name": "Piped"}))
+    rows = [{"image": f"images/{n}.jpg", "complex_prompt": f"a {n}, 8k"} for n in ("castle", "coffee", "volcano")]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    shutil.copytree(REPO / "manifests" / "sample" / "images", tmp_path / "images")
+    pipe = tmp_path / "p.yaml"
+    pipe.write_text(yaml.safe_dump({"name": "piped", "stages": [
+        {"stage": "ingest", "config": {"source": "manifest", "path": str(tmp_path / "m.jsonl")}},
+        {"stage": "dedup", "config": {"max_distance": 8}},
+        {"stage": "card", "config": {"about": str(about)}}]}))
+    results = run_pipeline(pipe, tmp_path / "runs", progress=False)
+    assert results[-1][0].stage == "card" and results[-1][1]["kept"] == 3
+    out = tmp_path / "runs" / "piped" / "02_card"
+    meta, body = front(out / "README.md")
+    assert meta["pretty_name"] == "Piped" and "| 01_dedup | 3 | 3 |" in body
+    assert "02_card" not in body  # the card's own folder is not a stage of the run
+    with pytest.raises(ValueError, match="unknown config key"):
+        run_job(str(out), str(out), {"abut": "x"})
