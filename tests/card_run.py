@@ -5,8 +5,11 @@ the card states has a known value."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
+
+import numpy as np
 
 from surd import shards
 from surd.files import write_json_atomic
@@ -45,6 +48,12 @@ def make_run(tmp: Path, name: str = "cardrun", ingest: dict | None = None) -> Pa
     return run
 
 
+def _npy(values: list[float]) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(values, np.float16))
+    return buf.getvalue()
+
+
 def write_clip_stage(src: Path, out: Path) -> None:
     """A clip_filter output written from records: scores, a simple prompt, rejects with their reason."""
     cfg = {"model": "tiny", "pretrained": "", "batch_size": 16}
@@ -55,6 +64,7 @@ def write_clip_stage(src: Path, out: Path) -> None:
             s["json"]["simple_prompt"] = f"a photo of {sid.replace('_', ' ')}"
             if sid == NSFW_FLAGGED:
                 s["json"]["nsfw"] = {"nsfw": True}
+            s["clip.npy"] = _npy([float(len(sid)), 0.5, -1.0, 2.0])  # as clip_filter stores it: float16 .npy
             reject = sid in CLIP_REJECT
             simple, complex_ = (0.20, 0.30) if reject else (0.31, 0.25)
             s["json"].setdefault("stages", {})["clip_filter"] = {

@@ -223,7 +223,7 @@ def write_urls(run: RunInfo, rows: list[dict[str, Any]], tmp: Path, embeddings: 
     (tmp / "urls.parquet").write_bytes(buf.getvalue())
     (tmp / "rebuild.yaml").write_text(
         "# Rebuild this release: download every image again, checking its sha256 (hash_mismatch when the host now\n"
-        "# serves other bytes). From this folder: surd run rebuild.yaml   (surd ingest urls urls.parquet works too)\n"
+        "# serves other bytes), with the original keys (source + source_id). From this folder: surd run rebuild.yaml\n"
         + yaml.safe_dump(rebuild_pipeline(run), sort_keys=False))
     types = {pa.string(): ("string", "sc:Text"), pa.int64(): ("int64", "sc:Integer")}
     plain = [f for f in table.schema if f.type in types]

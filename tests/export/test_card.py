@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from surd.export.card import TODO, card, load_about, run_job, size_category
-from surd.pipeline import run_pipeline
+from surd.pipeline import load_pipeline, run_pipeline
 from tests.card_run import REPO, make_run
 
 ABOUT = {"pretty_name": "Card test set", "motivation": "To test the card.", "maintainer": "Jo Doe",
@@ -118,3 +118,10 @@ def test_card_as_the_last_step_of_a_pipeline(tmp_path):
     assert "02_card" not in body  # the card's own folder is not a stage of the run
     with pytest.raises(ValueError, match="unknown config key"):
         run_job(str(out), str(out), {"abut": "x"})
+
+
+def test_paper_sfw_pipeline_ends_with_its_card():
+    last = load_pipeline(REPO / "pipelines" / "paper_sfw.yaml").steps[-1]
+    assert (last.stage, last.dirname) == ("card", "09_card")
+    about = load_about(REPO / last.config["about"])
+    assert about.get("motivation") and set(about.get("sources")) == {"civitai", "lexica", "sdonline"}

@@ -122,12 +122,14 @@ def test_urls_release_rebuilds_the_same_samples_and_flags_a_changed_image(tmp_pa
     run = _url_run(tmp_path, host)
     assert shards.read_stats(run / "00_ingest")["00000"]["rejected"] == {}, "the image host must serve every image"
     out = tmp_path / "urlrel"
-    summary = release(run, out, ReleaseConfig(mode="urls", embeddings=False))
+    summary = release(run, out, ReleaseConfig(mode="urls", embeddings=True))
     assert summary["released"] == 6 and not (out / "data").exists()
     table = pq.read_table(out / "urls.parquet").to_pylist()
     assert list(table[0])[:3] == ["url", "caption", "simple_prompt"]  # img2dataset's url + caption columns
     assert all(r["url"].startswith(host) and len(r["sha256"]) == 64 for r in table)
     released = {r["key"]: r["sha256"] for r in table}
+    castle = next(r for r in table if r["source_id"] == "castle")
+    assert castle["clip_embedding"] == [6.0, 0.5, -1.0, 2.0] and "llm_embedding" not in castle  # no embed stage ran
 
     rebuilt = _rebuild(out, tmp_path / "third-party")
     assert {k: r["meta"]["sha256"] for k, r in rebuilt.items() if r["status"] == "kept"} == released  # same keys
