@@ -10,8 +10,8 @@
 #
 # Package indexes: the build gets pip's settings only as build args (never baked into the image). When this machine
 # keeps package indexes on disk (/opt/pypi/simple, /opt/pypi-more/simple, /opt/wheels), they are served on
-# 127.0.0.1 for the build (`--network host`) and passed as PIP_EXTRA_INDEX_URL / PIP_FIND_LINKS; PIP_INDEX_URL,
-# PIP_EXTRA_INDEX_URL and PIP_FIND_LINKS from the environment are passed on as they are.
+# 127.0.0.1 for the build (`--network host`) as PIP_INDEX_URL / PIP_EXTRA_INDEX_URL / PIP_FIND_LINKS; elsewhere
+# PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_FIND_LINKS and PIP_TRUSTED_HOST from the environment are passed on.
 #
 # Checks: the image builds; a change to the source rebuilds without reinstalling the dependencies (their layer comes
 # from the cache); `surd run pipelines/sample.yaml` and `surd card runs/sample` run inside with `--network none` as
@@ -70,19 +70,21 @@ say "base image: $BASE"
 
 # --- package indexes for the build (build args only) --------------------------------------------------------------
 ARGS=(--build-arg "BASE_IMAGE=$BASE")
-for v in PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_FIND_LINKS PIP_TRUSTED_HOST; do
-  if [ -n "${!v:-}" ]; then ARGS+=(--build-arg "$v=${!v}"); fi
-done
-if [ -z "${PIP_EXTRA_INDEX_URL:-}" ] && [ -d /opt/pypi/simple ]; then
+if [ -d /opt/pypi/simple ]; then
+  # This machine's own indexes, served on 127.0.0.1 for the build, replace pip's defaults (the machine's pip reaches
+  # PyPI through a proxy whose certificate the image does not trust, and its PIP_* variables name host paths).
   PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   python3 -m http.server --bind 127.0.0.1 --directory /opt "$PORT" >"$WORK/index-server.log" 2>&1 &
   SERVER_PID=$!
   sleep 1
-  EXTRA="http://127.0.0.1:$PORT/pypi/simple"
-  if [ -d /opt/pypi-more/simple ]; then EXTRA="$EXTRA http://127.0.0.1:$PORT/pypi-more/simple"; fi
-  ARGS+=(--build-arg "PIP_EXTRA_INDEX_URL=$EXTRA")
+  ARGS+=(--build-arg "PIP_INDEX_URL=http://127.0.0.1:$PORT/pypi/simple")
+  if [ -d /opt/pypi-more/simple ]; then ARGS+=(--build-arg "PIP_EXTRA_INDEX_URL=http://127.0.0.1:$PORT/pypi-more/simple"); fi
   if [ -d /opt/wheels ]; then ARGS+=(--build-arg "PIP_FIND_LINKS=http://127.0.0.1:$PORT/wheels/"); fi
   say "serving this machine's package indexes on 127.0.0.1:$PORT for the build"
+else
+  for v in PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_FIND_LINKS PIP_TRUSTED_HOST; do
+    if [ -n "${!v:-}" ]; then ARGS+=(--build-arg "$v=${!v}"); fi
+  done
 fi
 
 # --- build, from the files git knows (what a clone holds) ---------------------------------------------------------

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 WIDTH, BAR_H, GAP = 640, 22, 6
-COLORS = {"kept": "#2e7d32", "rejected": "#c62828", "simple": "#1565c0", "complex": "#ef6c00", "bars": "#455a64"}
+COLORS = {"kept": "#2e7d32", "rejected": "#c62828", "simple": "#1565c0", "complex": "#ef6c00", "bars": "#455a64",
+          "samples": "#5c6bc0"}
 STYLE = """body{font:15px/1.5 system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}
 h1{margin-bottom:.2em}.kpis{display:flex;gap:1em;flex-wrap:wrap;margin:1em 0}.kpi{background:#f4f6f8;border-radius:8px;
 padding:.6em 1em}.kpi b{display:block;font-size:1.6em}.plots{display:grid;grid-template-columns:1fr;gap:1.5em}
@@ -21,6 +22,11 @@ font-size:13px}td,th{border:1px solid #ddd;padding:3px 6px;text-align:left}th{ba
 
 def _e(x: Any) -> str:
     return html.escape(str(x))
+
+
+def legend(names: list[str]) -> str:
+    return "<p>" + " ".join(f'<span style="color:{COLORS.get(n, COLORS["bars"])}">■</span> {_e(n)}' for n in names) + \
+        "</p>"
 
 
 def hbars(items: list[tuple[str, list[tuple[str, float]]]], unit: str = "") -> str:
@@ -44,8 +50,8 @@ def hbars(items: list[tuple[str, list[tuple[str, float]]]], unit: str = "") -> s
     return "".join(out)
 
 
-def histogram(series: dict[str, list[float]], bins: int = 20) -> str:
-    """Overlaid histograms of one or more series on shared bins."""
+def histogram(series: dict[str, list[float]], bins: int = 20, mark: float | None = None) -> str:
+    """Histograms of one or more series on shared bins; *mark* draws the decision threshold."""
     values = [v for vs in series.values() for v in vs]
     if not values:
         return "<p>No scores recorded (the stage did not run on this data).</p>"
@@ -64,6 +70,10 @@ def histogram(series: dict[str, list[float]], bins: int = 20) -> str:
                        f"<title>{_e(name)} [{edges[i]:.3g}, {edges[i + 1]:.3g}): {n}</title></rect>")
     out.append(f'<text x="40" y="{h + 18}">{lo:.3g}</text><text x="{WIDTH - 20}" y="{h + 18}" text-anchor="end">'
                f"{hi:.3g}</text>")
+    if mark is not None and lo <= mark <= hi and hi > lo:
+        x = 40 + (WIDTH - 60) * (mark - lo) / (hi - lo)
+        out.append(f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{h}" stroke="#000" stroke-dasharray="4 3">'
+                   f"<title>threshold {mark:g}</title></line>")
     legend = " ".join(f'<tspan fill="{COLORS.get(k, COLORS["bars"])}">■ {_e(k)} ({len(v)})</tspan>'
                       for k, v in series.items())
     out.append(f'<text x="{WIDTH / 2}" y="{h + 18}" text-anchor="middle">{legend}</text></svg>')
@@ -124,12 +134,14 @@ def page(figs: dict[str, Any], meta: dict[str, Any], readme_body: str) -> str:
             ("CLIP keep rate", f"{100 * clip['rate']:.1f}%" if clip and clip["rate"] is not None else "n/a"),
             ("NSFW-rated kept", f"{figs['nsfw_kept']:,}"), ("licence", meta.get("license", ""))]
     plots = [
-        ("Funnel: kept and rejected per stage", hbars(funnel)),
-        ("Samples per source: kept and rejected", hbars(sources)),
-        ("Prompt lengths of the kept samples (words): simple vs complex", length_histogram(figs["prompt_lengths"])),
-        ("CLIP filter: cos(image, simple) − cos(image, complex) (kept when ≥ 0)",
-         histogram({"complex": figs["scores"]["clip_margin"]})),
-        ("Safety classifier NSFW score", histogram({"rejected": figs["scores"]["nsfw"]})),
+        ("Funnel: kept and rejected per stage", legend(["kept", "rejected"]) + hbars(funnel)),
+        ("Samples per source: kept and rejected", legend(["kept", "rejected"]) + hbars(sources)),
+        ("Prompt lengths of the kept samples (words): simple vs complex",
+         legend(["simple", "complex"]) + length_histogram(figs["prompt_lengths"])),
+        ("CLIP filter: cos(image, simple) − cos(image, complex) of every scored sample (kept when ≥ 0)",
+         histogram({"samples": figs["scores"]["clip_margin"]}, mark=0.0)),
+        ("Safety classifier NSFW score of every scored sample (dropped at or over the threshold)",
+         histogram({"samples": figs["scores"]["nsfw"]}, mark=figs.get("nsfw_threshold"))),
     ]
     parts = ["<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">",
              f"<title>{_e(meta['pretty_name'])}</title><style>{STYLE}</style></head><body>",

@@ -26,6 +26,6 @@ def test_page_has_every_plot_and_no_outside_resource(tmp_path):
 
 def test_plot_helpers():
     assert hbars([]) == "<p>No data.</p>" and "No scores" in histogram({"x": []})
-    svg = histogram({"complex": [0.1, 0.2, 0.2, 0.9]}, bins=4)
-    assert svg.count("<rect") == 4 and "[0.1, 0.3): 3" in svg
+    svg = histogram({"samples": [0.1, 0.2, 0.2, 0.9]}, bins=4, mark=0.5)
+    assert svg.count("<rect") == 4 and "[0.1, 0.3): 3" in svg and "<title>threshold 0.5</title>" in svg
     assert markdown("**NEEDS A PERSON:** x <b>") == '<p class="todo"><b>NEEDS A PERSON:</b> x &lt;b&gt;</p>'
