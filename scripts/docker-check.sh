@@ -8,10 +8,12 @@
 #   --tag TAG     the image to build (default surd:check)
 #   --keep        keep the work folder (its path is printed)
 #
-# Package indexes: the build gets pip's settings only as build args (never baked into the image). When this machine
-# keeps package indexes on disk (/opt/pypi/simple, /opt/pypi-more/simple, /opt/wheels), they are served on
-# 127.0.0.1 for the build (`--network host`) as PIP_INDEX_URL / PIP_EXTRA_INDEX_URL / PIP_FIND_LINKS; elsewhere
-# PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_FIND_LINKS and PIP_TRUSTED_HOST from the environment are passed on.
+# Packages: the build gets pip's settings only as build args (never baked into the image). Where this machine keeps
+# package indexes on disk (/opt/pypi/simple: this workplace) or SURD_WHEELHOUSE names a folder, every package the
+# install needs is downloaded once with the machine's own pip settings into a wheelhouse (cached per dependency set
+# under ~/.cache/surd-docker/) and served on 127.0.0.1 for the build (`--network host`): PIP_NO_INDEX=1 and
+# PIP_FIND_LINKS. Elsewhere PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_FIND_LINKS, PIP_TRUSTED_HOST and PIP_NO_INDEX
+# from the environment are passed on.
 #
 # Checks: the image builds; a change to the source rebuilds without reinstalling the dependencies (their layer comes
 # from the cache); `surd run pipelines/sample.yaml` and `surd card runs/sample` run inside with `--network none` as
@@ -68,21 +70,33 @@ if [ -z "$BASE" ]; then
 fi
 say "base image: $BASE"
 
-# --- package indexes for the build (build args only) --------------------------------------------------------------
+# --- packages for the build (build args only) ---------------------------------------------------------------------
 ARGS=(--build-arg "BASE_IMAGE=$BASE")
-if [ -d /opt/pypi/simple ]; then
-  # This machine's own indexes, served on 127.0.0.1 for the build, replace pip's defaults (the machine's pip reaches
-  # PyPI through a proxy whose certificate the image does not trust, and its PIP_* variables name host paths).
+if [ -d /opt/pypi/simple ] || [ -n "${SURD_WHEELHOUSE:-}" ]; then
+  # This workplace: pip reaches its local indexes and PyPI (through a proxy whose certificate an image does not
+  # trust) only with the machine's own pip settings. So every package the install needs is downloaded here, once,
+  # with those settings into a wheelhouse, which the build reads from 127.0.0.1 with no index at all.
+  key=$(cat "$REPO/pyproject.toml" "$REPO/.ci/constraints.txt" "$REPO/scripts/setup.sh" | sha256sum | cut -c1-16)
+  WHEELHOUSE=${SURD_WHEELHOUSE:-${XDG_CACHE_HOME:-$HOME/.cache}/surd-docker/wheelhouse-$key}
+  if [ ! -f "$WHEELHOUSE/.complete" ]; then
+    say "downloading the install's packages into $WHEELHOUSE (once per dependency set)"
+    mkdir -p "$WHEELHOUSE"
+    TORCH=$(sed -n 's/^TORCH=(\(.*\)).*/\1/p' "$REPO/scripts/setup.sh")
+    # shellcheck disable=SC2086  # TORCH holds two requirement words
+    (cd "$REPO" && python3 -m pip download -q -d "$WHEELHOUSE" -c .ci/constraints.txt $TORCH '.[all,dev]' \
+      && python3 -m pip download -q --no-deps -d "$WHEELHOUSE" -c .ci/constraints.txt pyiqa) \
+      >"$WORK/download.log" 2>&1 || { tail -20 "$WORK/download.log"; fail "pip download"; }
+    rm -f "$WHEELHOUSE"/surd-*.whl "$WHEELHOUSE"/surd-*.tar.gz  # the package itself comes from the source
+    touch "$WHEELHOUSE/.complete"
+  fi
   PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  python3 -m http.server --bind 127.0.0.1 --directory /opt "$PORT" >"$WORK/index-server.log" 2>&1 &
+  python3 -m http.server --bind 127.0.0.1 --directory "$WHEELHOUSE" "$PORT" >"$WORK/wheel-server.log" 2>&1 &
   SERVER_PID=$!
   sleep 1
-  ARGS+=(--build-arg "PIP_INDEX_URL=http://127.0.0.1:$PORT/pypi/simple")
-  if [ -d /opt/pypi-more/simple ]; then ARGS+=(--build-arg "PIP_EXTRA_INDEX_URL=http://127.0.0.1:$PORT/pypi-more/simple"); fi
-  if [ -d /opt/wheels ]; then ARGS+=(--build-arg "PIP_FIND_LINKS=http://127.0.0.1:$PORT/wheels/"); fi
-  say "serving this machine's package indexes on 127.0.0.1:$PORT for the build"
+  ARGS+=(--build-arg "PIP_NO_INDEX=1" --build-arg "PIP_FIND_LINKS=http://127.0.0.1:$PORT/")
+  say "serving $(find "$WHEELHOUSE" -maxdepth 1 -type f -name '*.*' | wc -l) packages on 127.0.0.1:$PORT for the build"
 else
-  for v in PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_FIND_LINKS PIP_TRUSTED_HOST; do
+  for v in PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_FIND_LINKS PIP_TRUSTED_HOST PIP_NO_INDEX; do
     if [ -n "${!v:-}" ]; then ARGS+=(--build-arg "$v=${!v}"); fi
   done
 fi
