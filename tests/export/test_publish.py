@@ -40,8 +40,11 @@ def test_publish_to_s3_and_resume(rel, s3):
 
 @pytest.fixture
 def hub(monkeypatch, tmp_path):
-    pytest.importorskip("huggingface_hub")
+    hub_constants = pytest.importorskip("huggingface_hub.constants")
     with HubServer() as server:
+        # tests/hf_datasets.py turns the Hub off for `datasets` tests (read once, at import): this stand-in is local
+        monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setenv("HF_HUB_OFFLINE", "0")
         monkeypatch.setenv("HF_ENDPOINT", server.url)
         monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
         monkeypatch.setenv("HF_TOKEN", "hf_stand_in_token")
