@@ -82,14 +82,20 @@ if [ -d /opt/pypi/simple ] || [ -n "${SURD_WHEELHOUSE:-}" ]; then
     say "downloading the install's packages into $WHEELHOUSE (once per dependency set)"
     mkdir -p "$WHEELHOUSE"
     TORCH=$(sed -n 's/^TORCH=(\(.*\)).*/\1/p' "$REPO/scripts/setup.sh")
-    # shellcheck disable=SC2086  # TORCH holds two requirement words
+    # shellcheck disable=SC2086  # TORCH holds two requirement words; setup.sh also upgrades pip, setuptools, wheel
     (cd "$REPO" && python3 -m pip download -q -d "$WHEELHOUSE" -c .ci/constraints.txt $TORCH '.[all,dev]' \
-      && python3 -m pip download -q --no-deps -d "$WHEELHOUSE" -c .ci/constraints.txt pyiqa) \
+      && python3 -m pip download -q --no-deps -d "$WHEELHOUSE" -c .ci/constraints.txt pyiqa \
+      && python3 -m pip download -q -d "$WHEELHOUSE" -c .ci/constraints.txt pip setuptools wheel) \
       >"$WORK/download.log" 2>&1 || { tail -20 "$WORK/download.log"; fail "pip download"; }
     rm -f "$WHEELHOUSE"/surd-*.whl "$WHEELHOUSE"/surd-*.tar.gz  # the package itself comes from the source
     touch "$WHEELHOUSE/.complete"
   fi
-  PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  # A fixed port: the build args are part of the dependency layer's cache key, so the next run reuses that layer.
+  PORT=${SURD_WHEEL_PORT:-38741}
+  if ! python3 -c "import socket, sys; socket.socket().bind(('127.0.0.1', int(sys.argv[1])))" "$PORT" 2>/dev/null; then
+    PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    say "port ${SURD_WHEEL_PORT:-38741} is taken: serving on $PORT (the dependency layer is built again)"
+  fi
   python3 -m http.server --bind 127.0.0.1 --directory "$WHEELHOUSE" "$PORT" >"$WORK/wheel-server.log" 2>&1 &
   SERVER_PID=$!
   sleep 1
