@@ -11,6 +11,7 @@ from surd import __version__
 from surd.commands import (
     adapter,
     caption,
+    card,
     clip_filter,
     dedup,
     embed,
@@ -18,7 +19,9 @@ from surd.commands import (
     export,
     ingest,
     inspect,
+    publish,
     quality,
+    release,
     review,
     run,
     safety,
@@ -36,7 +39,7 @@ app = typer.Typer(
 
 # In the order `surd --help` lists them: the pipeline, its stages, then the tools around them.
 for module in (ingest, export, run, inspect, verify, dedup, caption, clip_filter, safety, quality, review, embed,
-               adapter, eval):
+               adapter, eval, card, release, publish):
     module.register(app)
 
 

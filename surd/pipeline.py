@@ -26,11 +26,12 @@ from surd.stages import STAGES, build_config, get_stage
 from surd.trust import is_safe_name
 
 # Steps that are not shard → shard stages (training, evaluation): function(input_dir, output_dir, config) -> dict.
-JOBS = Registry("job", {"train_adapter": "surd.adapter.train:run_job", "eval": "surd.eval.evaluate:run_job"})
+JOBS = Registry("job", {"train_adapter": "surd.adapter.train:run_job", "eval": "surd.eval.evaluate:run_job",
+                        "card": "surd.export.card:run_job"})
 # Each job's config class, checked for unknown keys before anything runs; the keys a job sets itself are left out.
 JOB_CONFIGS = Registry("job config", {"train_adapter": "surd.adapter.config:TrainConfig",
-                                      "eval": "surd.eval.config:EvalConfig"})
-JOB_SETS = {"train_adapter": ("data", "out"), "eval": ("out",)}
+                                      "eval": "surd.eval.config:EvalConfig", "card": "surd.export.card:CardConfig"})
+JOB_SETS = {"train_adapter": ("data", "out"), "eval": ("out",), "card": ()}
 
 
 @dataclass(frozen=True)

@@ -127,3 +127,36 @@ def test_hadolint_would_catch_a_root_image(tmp_path):
     proc = subprocess.run([_hadolint(), "--no-color", str(tmp_path / "Dockerfile")], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode != 0 and "DL3002" in proc.stdout
+
+
+def test_dockerfile_installs_dependencies_before_the_source():
+    """A source change must not reinstall torch: the dependency layer is built from pyproject.toml, the constraints
+    and setup.sh only, before `COPY . .`; package indexes come in as build args, never as ENV."""
+    docker = (REPO / "Dockerfile").read_text()
+    head, sep, _ = docker.partition("\nCOPY . .\n")
+    assert sep, "the source is copied with one COPY . ."
+    copies = re.findall(r"^COPY (.+) \S+$", head, re.M)
+    assert copies == ["pyproject.toml", ".ci/constraints.txt", "scripts/setup.sh"], copies
+    assert re.search(r"scripts/setup\.sh --venv /opt/surd/venv --no-browser", head)
+    for arg in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS"):
+        assert re.search(rf"^ARG {arg}$", docker, re.M) and not re.search(rf"^\s*{arg}=", docker, re.M)
+
+
+def test_docker_check_skips_with_a_reason_without_an_engine(tmp_path):
+    (tmp_path / "docker").write_text("#!/bin/sh\nexit 1\n")  # a docker command whose engine does not answer
+    (tmp_path / "docker").chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:/usr/bin:/bin"}
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "docker-check.sh")], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.startswith("skip: no Docker engine answers"), proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+def test_docker_image_builds_and_runs_the_sample_as_a_non_root_user():
+    """The real thing (minutes, CPU and disk heavy): python -m pytest -m docker tests/test_setup.py"""
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "docker-check.sh")], capture_output=True, text=True,
+                          timeout=3600)
+    if proc.stdout.startswith("skip:"):
+        pytest.skip(proc.stdout.strip())
+    assert proc.returncode == 0 and "docker-check: OK:" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -18,8 +18,8 @@ from surd.eval.answers import is_correct, normalise
 from surd.eval.config import EvalConfig
 from surd.eval.detect import ColourClassifier, DetectSettings, judge
 from surd.eval.generate import Job, _batches, all_jobs, file_digest, image_path
-from surd.eval.prompts import EvalPrompt, PromptSet
 from surd.eval.iqa import load_quality
+from surd.eval.prompts import EvalPrompt, PromptSet
 from surd.eval.stats import clipscore
 from surd.models import resolve_device
 from surd.models.clip import encode_text, load_clip

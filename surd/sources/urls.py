@@ -1,7 +1,10 @@
 """URL lists: CSV/TSV/JSONL/Parquet files of (image URL, prompt) rows; img2dataset's column names are understood.
 
 Columns are found automatically (``url``/``URL``/``image_url``... and ``caption``/``TEXT``/``prompt``...) or named
-with ``url_col``/``caption_col``. Every other column is kept in the sample json under ``extra``.
+with ``url_col``/``caption_col``. Optional columns: the negative prompt, the simple prompt, the licence and the
+expected ``sha256`` of the image bytes (a list written by ``surd release --mode urls``: an image whose bytes differ is
+rejected ``hash_mismatch``); with ``source_col`` each row names its own source, so a released list rebuilds the same
+keys. Every other column is kept in the sample json under ``extra``.
 
 Only ``http(s)://`` URLs are fetched (through the SSRF guard) unless the user opts in: a list from someone else must
 not pull local files (``allow_local_files``) or objects readable with the user's credentials (``allow_object_store``)
@@ -38,6 +41,12 @@ class Config(TableFile):
     negative_col: str = option("negative_prompt", help='Negative prompt column (optional).')
     id_col: str = option("", help='Stable id column (default: the URL).')
     source_name: str = option("urls", help='Source name recorded in each sample.')
+    source_col: str = option("", help="Column naming each row's source ('' = every row's source is --source-name); a "
+                             "list written by surd release rebuilds the same keys with it.")
+    simple_col: str = option("simple_prompt", help="Simple prompt column (optional).")
+    license_col: str = option("license", help="Licence column (optional).")
+    sha256_col: str = option("sha256", help="Column with the expected sha256 of the image bytes, checked on download "
+                             "(hash_mismatch) when present.")
     allow_local_files: bool = option(False, help="Also fetch plain paths, file:// and zip:// URLs (only for a list you "
                                      "wrote: without it they are rejected local_file_refused).")
     allow_object_store: bool = option(False, help="Also fetch s3://, gs://, hf://, ... URLs with your storage "
@@ -103,10 +112,19 @@ def list_rows(cfg: Config, state_dir: str | None = None) -> Iterator[dict[str, A
                             allow_object_store=cfg.allow_object_store) if url else None
         if refused is not None:
             error, detail = refused.reason, f"row {i}: {refused.detail}"
-        used = {cols[0], cols[1], cfg.negative_col, cfg.id_col}
+        used = {cols[0], cols[1], cfg.negative_col, cfg.id_col, cfg.source_col, cfg.simple_col, cfg.license_col,
+                cfg.sha256_col}
         extra = _json_safe({k: v for k, v in rec.items() if k not in used and _text(v)})
-        yield make_row(
-            source=cfg.source_name, source_id=_text(rec.get(cfg.id_col) if cfg.id_col else "") or url or f"{cfg.path}#{i}",
+        row = make_row(
+            source=_text(rec.get(cfg.source_col)) if cfg.source_col else cfg.source_name,
+            source_id=_text(rec.get(cfg.id_col) if cfg.id_col else "") or url or f"{cfg.path}#{i}",
             image=url, complex_prompt=prompt or None, negative_prompt=_text(rec.get(cfg.negative_col)), url=url,
+            simple_prompt=_text(rec.get(cfg.simple_col)) or None, license=_text(rec.get(cfg.license_col)),
             provenance={"list": str(cfg.path), "row": i}, extra=extra, error=error, error_detail=detail,
         )  # fmt: skip
+        if cfg.source_col and not row["source"] and error is None:
+            row["error"], row["error_detail"] = "missing_source", f"row {i}: empty {cfg.source_col!r}"
+        expected = _text(rec.get(cfg.sha256_col)).lower()
+        if expected:
+            row["expected_sha256"] = expected
+        yield row

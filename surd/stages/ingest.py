@@ -72,7 +72,11 @@ def plan(cfg: Config, state_dir: str) -> list[shards.PlannedShard]:
 def _meta(row: dict[str, Any]) -> dict[str, Any]:
     keys = ("source", "source_id", "url", "complex_prompt", "negative_prompt", "simple_prompt", "license",
             "provenance", "nsfw", "extra")
-    return {"key": row["__key__"], **{k: row.get(k) for k in keys}}
+    meta = {"key": row["__key__"], **{k: row.get(k) for k in keys}}
+    image = str(row.get("image") or "")
+    if image.startswith(("http://", "https://")):  # where the bytes came from: what a URL-only release lists
+        meta["image_url"] = image
+    return meta
 
 
 def _precheck(row: dict[str, Any]) -> Rejected | None:
@@ -88,12 +92,16 @@ def _build(row: dict[str, Any], data: bytes | FetchError, cfg: Config) -> Sample
     meta = _meta(row)
     if isinstance(data, FetchError):
         return Rejected(row["__key__"], data.reason, data.detail, meta)
+    sha256 = hashlib.sha256(data).hexdigest()
+    expected = row.get("expected_sha256")
+    if expected and expected != sha256:  # a released URL list: the host now serves other bytes
+        return Rejected(row["__key__"], "hash_mismatch", f"expected sha256 {expected}, got {sha256}", meta)
     try:
         img = process_image(data, cfg)
     except ImageRejected as e:
         return Rejected(row["__key__"], e.reason, e.detail, meta)
     meta["complex_prompt"] = row["complex_prompt"].strip()
-    meta.update(width=img.width, height=img.height, sha256=hashlib.sha256(data).hexdigest(),
+    meta.update(width=img.width, height=img.height, sha256=sha256,
                 source_format=img.source_format, converted_from=img.converted_from)
     meta["stages"] = {NAME: {"size": cfg.size, "resize_mode": cfg.resize_mode, "resample": cfg.resample,
                              "quality": cfg.quality, "image_format": cfg.image_format, "surd": surd.__version__,

@@ -60,3 +60,21 @@ def test_img2dataset_output_parquet_is_refused_with_the_command_that_reads_it():
     shard = REPO / "tests" / "fixtures" / "img2dataset" / "out" / "00000.parquet"
     with pytest.raises(ValueError, match="surd ingest webdataset"):
         list(urls.list_rows(urls.Config(path=str(shard))))
+
+
+def test_released_url_lists_give_source_simple_prompt_licence_and_expected_sha256(tmp_path):
+    """A list written by `surd release --mode urls`: each row names its source (so keys rebuild), its simple prompt,
+    licence and the sha256 its image must have (checked on download: hash_mismatch)."""
+    recs = [{"url": "https://e.com/a.jpg", "caption": "a fox, 8k", "simple_prompt": "a fox", "license": "CC0-1.0",
+             "sha256": "AB" * 32, "source": "civitai", "source_id": "17", "key": "k"},
+            {"url": "https://e.com/b.jpg", "caption": "a cat", "simple_prompt": "", "license": "", "sha256": "",
+             "source": "", "source_id": "18", "key": "k2"}]  # fmt: skip
+    path = tmp_path / "urls.parquet"
+    pq.write_table(pa.Table.from_pylist(recs), path)
+    rows = list(urls.list_rows(urls.Config(path=str(path), id_col="source_id", source_col="source")))
+    assert (rows[0]["source"], rows[0]["source_id"], rows[0]["simple_prompt"], rows[0]["license"]) == (
+        "civitai", "17", "a fox", "CC0-1.0")
+    assert rows[0]["expected_sha256"] == "ab" * 32 and rows[0]["extra"] == {"key": "k"}
+    assert rows[1]["error"] == "missing_source" and "expected_sha256" not in rows[1]
+    plain = list(urls.list_rows(urls.Config(path=str(path))))  # without source_col: one source for the list
+    assert {r["source"] for r in plain} == {"urls"} and plain[1]["error"] is None
