@@ -378,6 +378,19 @@ ROLE_FOLDERS = {"commands", "stages", "sources", "executors", "fetch", "models"}
 ROLE_NAMES = {"config"}  # <package>/config.py: that package's configuration
 
 
+def _roles_of_one_thing(paths: list[Path]) -> bool:
+    """Same-named modules are one thing in several roles: all in role folders, or one outside them that every copy in
+    commands/ imports (commands/card.py is the command of export/card.py; commands/run.py is not eval/run.py's)."""
+    outside = [p for p in paths if p.parent.name not in ROLE_FOLDERS]
+    if not outside:
+        return True
+    if len(outside) > 1:
+        return False
+    thing = module_name(outside[0])
+    return all(thing in {t for t, _ in imports(modules()[module_name(p)], importer=module_name(p))}
+               for p in paths if p.parent.name == "commands")
+
+
 def unclear_names(paths: list[Path]) -> list[str]:
     """Module names that do not say what the module holds: a name used twice outside the role folders (the folder
     must say the role: commands/caption.py is the command of stages/caption.py), and a command module named after
@@ -387,7 +400,7 @@ def unclear_names(paths: list[Path]) -> list[str]:
         if p.stem != "__init__":
             by_name.setdefault(p.stem, []).append(p)
     bad = [f"{stem}.py: {', '.join(str(p.relative_to(PKG)) for p in ps)}" for stem, ps in sorted(by_name.items())
-           if len(ps) > 1 and stem not in ROLE_NAMES and any(p.parent.name not in ROLE_FOLDERS for p in ps)]
+           if len(ps) > 1 and stem not in ROLE_NAMES and not _roles_of_one_thing(ps)]
     for p in paths:
         name = module_name(p)
         if p.parent.name == "commands" and p.stem not in ("__init__", "common"):
@@ -497,17 +510,21 @@ def test_an_unmarked_function_level_import_is_caught(fake_package, tmp_path, mon
 
 def test_unclear_module_names_are_caught(tmp_path, monkeypatch):
     for rel in ("review/export.py", "embed/export.py", "commands/export.py", "commands/datasets.py",
-                "stages/caption.py", "commands/caption.py", "adapter/config.py", "eval/config.py"):
+                "stages/caption.py", "commands/caption.py", "adapter/config.py", "eval/config.py", "eval/run.py",
+                "commands/run.py", "export/card.py", "commands/card.py"):
         (tmp_path / "surd" / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "surd" / rel).write_text("")
     (tmp_path / "surd" / "commands" / "datasets.py").write_text("app.command('stats')(f)\napp.command('inspect')(g)\n")
     (tmp_path / "surd" / "commands" / "export.py").write_text("app.add_typer(export_app, name='export')\n")
+    (tmp_path / "surd" / "commands" / "run.py").write_text("app.command('run')(f)\n")  # not eval/run's command
+    (tmp_path / "surd" / "commands" / "card.py").write_text("from surd.export.card import card\napp.command('card')(f)\n")
     monkeypatch.setattr(sys.modules[__name__], "PKG", tmp_path / "surd")
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     monkeypatch.setattr(sys.modules[__name__], "modules",
                         lambda: {module_name(p): ast.parse(p.read_text()) for p in (tmp_path / "surd").rglob("*.py")})
     bad = unclear_names(sorted((tmp_path / "surd").rglob("*.py")))
     assert bad == ["export.py: commands/export.py, embed/export.py, review/export.py",
+                   "run.py: commands/run.py, eval/run.py",
                    "commands/datasets.py: registers ['inspect', 'stats'], named after none of them"]
 
 

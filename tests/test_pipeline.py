@@ -48,7 +48,7 @@ def test_bad_stage_resources_name_the_fix(tmp_path):
     doc = yaml.safe_load(open(_write(tmp_path)))
     doc["stages"][1]["resources"] = {"gpus": 1}
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(doc))
-    with pytest.raises(ValueError, match=r"stages\[1\]: unknown resource 'gpus'.*num_cpus, num_gpus"):
+    with pytest.raises(ValueError, match=r"stages\[1\] \(dedup\): unknown resource 'gpus'.*num_cpus, num_gpus"):
         load_pipeline(tmp_path / "bad.yaml")
 
 

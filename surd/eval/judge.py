@@ -28,10 +28,10 @@ from typing import Any
 
 from surd.eval.generate import image_path, model_names, seeds
 from surd.eval.prompts import EvalPrompt, load_prompt_set, plural
-from surd.eval.run import JUDGE_LABELS_NAME, load_config, write_outputs
+from surd.eval.evaluate import JUDGE_LABELS_NAME, load_config, write_outputs
 from surd.eval.study import _RATER, REVIEW_STATIC, STATIC, _hash
 from surd.files import write_json_atomic
-from surd.review.export import _js
+from surd.review.exporter import _js
 from surd.review.journal import JOURNAL_NAME, Change, Journal, make_header, read_journal
 from surd.review.records import DecisionError
 from surd.review.server import ServeConfig, SiteState

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from surd import shards
-from surd.embed.export import vector_from_npy
+from surd.embed.prompt2vec import vector_from_npy
 from surd.export import croissant
 from surd.export.card import Distribution, load_about, write_card
 from surd.export.imagefolder import COLUMNS, IMAGE_MEMBERS, metadata_row
