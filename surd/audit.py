@@ -72,7 +72,7 @@ def input_shards(dataset_dir: str | os.PathLike, *, finished_only: bool = False)
     if problems and not finished_only:
         shown = "; ".join(problems[:20]) + (f" … ({len(problems)} in all)" if len(problems) > 20 else "")
         raise ShardUnfinished(f"{dataset_dir} has unfinished or missing shards: {shown}. Finish (rerun) the stage "
-                              "that writes it, or ask for the finished shards only (finished_only)")
+                              "that writes it, or ask for the finished shards only (--finished-only, or finished_only: true)")
     done = sorted(tars & markers)
     if not done:
         raise FileNotFoundError(f"no finished shards in {dataset_dir}: run the previous stage first")

@@ -21,7 +21,7 @@ from surd import storage
 from surd.executors import check_resources
 from surd.options import config, option, problems
 from surd.registry import Registry, canonical
-from surd.runner import RunResult, RunSettings, fusable, run_chain, run_stage
+from surd.runner import RunResult, RunSettings, fusable, run_chain
 from surd.stages import STAGES, build_config, get_stage
 from surd.trust import is_safe_name
 
@@ -159,7 +159,8 @@ def load_pipeline(path: str | Path, until: str | None = None, build: bool = Fals
 
 def run_pipeline(path: str | Path, runs_dir: str | Path | None = None, *, workers: int | None = None,
                  executor: str | None = None, address: str | None = None, retries: int | None = None, progress: bool = True,
-                 until: str | None = None, fuse: bool | None = None) -> list[tuple[Step, Any]]:
+                 until: str | None = None, fuse: bool | None = None,
+                 finished_only: bool | None = None) -> list[tuple[Step, Any]]:
     """Run every step into <runs_dir>/<name>/<NN>_<stage>/; stops at the first step with failed shards, or after the
     step named `until` (e.g. stop before the manual review, review, then rerun: finished steps are skipped).
 
@@ -174,20 +175,17 @@ def run_pipeline(path: str | Path, runs_dir: str | Path | None = None, *, worker
     address = address or (file.address if executor == (file.executor or "local") else None)  # the file's cluster
     workers = workers or file.workers
     retries = file.retries if retries is None else retries
+    finished_only = file.finished_only if finished_only is None else finished_only
     results: list[tuple[Step, Any]] = []
     input_dir: str | None = None
     for group in fused_groups(pipe, until, file.fuse if fuse is None else fuse):
         step, outs = group[0], [storage.join(base, s.dirname) for s in group]
         if step.stage in JOBS:
             results.append((step, JOBS.load(step.stage)(input_dir, outs[0], step.config)))
-        elif len(group) == 1:
-            results.append((step, run_stage(step.stage, step.config, outs[0], input_dir, workers=step.workers or workers,
-                                            executor=executor, address=address, retries=retries, progress=progress,
-                                            resources=step.resources)))
-        else:
+        else:  # one stage or several fused: the one run path (a single stage is a chain of one)
             done = run_chain([(s.stage, s.config, out) for s, out in zip(group, outs)], input_dir,
                              workers=step.workers or workers, executor=executor, address=address, retries=retries,
-                             progress=progress, resources=step.resources)
+                             progress=progress, resources=step.resources, finished_only=finished_only)
             results.extend(zip(group, done))
         if any(isinstance(r, RunResult) and not r.ok for _, r in results[-len(group):]):
             break

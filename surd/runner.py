@@ -35,6 +35,8 @@ class RunSettings:
     executor: str | None = option(None, choices=("local", "ray"),
                                   help="local (this machine, the default) or ray (a Ray cluster).")
     address: str | None = option(None, help="Ray cluster address for --executor ray, e.g. auto.")
+    finished_only: bool = option(False, help="Read only the input's finished shards when some are unfinished or "
+                                 "missing (refused otherwise, naming them); recorded in the stage's _config.json.")
 
 
 @dataclass
@@ -81,7 +83,8 @@ def plan_tasks(module: Any, cfg: Any, output_dir: str | Path, input_dir: str | P
 
 def run_stage(stage: str, cfg: Any, output_dir: str | Path, input_dir: str | Path | None = None, *,
               workers: int | None = 1, executor: str = "local", retries: int = 2, progress: bool = True,
-              address: str | None = None, resources: dict[str, float] | None = None) -> RunResult:
+              address: str | None = None, resources: dict[str, float] | None = None,
+              finished_only: bool = False) -> RunResult:
     """Run `stage` over all shards into `output_dir` (a path or a URL such as ``s3://bucket/runs/x/00_ingest``);
     done shards are skipped, failed ones retried `retries` times. `resources` (``num_cpus``, ``num_gpus``) size
     each worker on a Ray cluster. A chain of one stage (`run_chain`).
@@ -90,10 +93,11 @@ def run_stage(stage: str, cfg: Any, output_dir: str | Path, input_dir: str | Pat
         run_stage("ingest", {"source": "manifest", "path": "manifests/sample/manifest.jsonl"}, "runs/x/00_ingest")
     """
     return run_chain([(stage, cfg, output_dir)], input_dir, workers=workers, executor=executor, retries=retries,
-                     progress=progress, address=address, resources=resources)[0]
+                     progress=progress, address=address, resources=resources, finished_only=finished_only)[0]
 
 
-def _open_output(stage: str, cfg: Any, output_dir: str | Path, input_dir: str | Path | None) -> str:
+def _open_output(stage: str, cfg: Any, output_dir: str | Path, input_dir: str | Path | None,
+                 finished_only: bool = False) -> str:
     """The stage's output directory, created, cleaned of temp files, and holding this run's `_config.json`."""
     out = storage.normalize(output_dir)
     try:
@@ -102,7 +106,8 @@ def _open_output(stage: str, cfg: Any, output_dir: str | Path, input_dir: str | 
         raise ValueError(f"cannot create the output directory {out}: {e.strerror or e} (a file is in the way, or "
                          "you may not write there); pass --out a folder you can write to") from None
     clean_temp_files(out)
-    _check_config(out, {"stage": canonical(stage), "config": config_to_dict(cfg),
+    record = {"finished_only": True} if finished_only and input_dir else {}  # only named when asked for
+    _check_config(out, {**record, "stage": canonical(stage), "config": config_to_dict(cfg),
                         "input": storage.resolve(input_dir) if input_dir else None, "surd_version": surd.__version__})
     return out
 
@@ -149,7 +154,7 @@ def fusable(stages: list[str]) -> str | None:
 
 def run_chain(steps: list[tuple[str, Any, str | Path]], input_dir: str | Path | None, *, workers: int | None = 1,
               executor: str = "local", retries: int = 2, progress: bool = True, address: str | None = None,
-              resources: dict[str, float] | None = None) -> list[RunResult]:
+              resources: dict[str, float] | None = None, finished_only: bool = False) -> list[RunResult]:
     """The one run path. Run consecutive stages fused: each shard goes through all of them in one pass
     (`surd.task.process`; a single stage is a chain of one),
     each image decoded once and each model loaded once per worker, while every stage still writes its own output
@@ -170,9 +175,10 @@ def run_chain(steps: list[tuple[str, Any, str | Path]], input_dir: str | Path | 
     links, previous = [], input_dir
     for (stage, cfg, out_dir), module in zip(steps, modules):
         cfg = build_config(module, cfg) if isinstance(cfg, dict) else cfg
-        links.append(Link(canonical(stage), cfg, _open_output(stage, cfg, out_dir, previous)))
+        first = not links  # only the first stage reads `input_dir`; the others read a stage of this pass
+        links.append(Link(canonical(stage), cfg, _open_output(stage, cfg, out_dir, previous, finished_only and first)))
         previous = links[-1].output_dir
-    tasks = plan_tasks(modules[0], links[0].cfg, links[0].output_dir, input_dir)
+    tasks = plan_tasks(modules[0], links[0].cfg, links[0].output_dir, input_dir, finished_only=finished_only)
     done_before = [set(shards.list_done(link.output_dir)) for link in links]
     results = [RunResult(output_dir=_shown(link.output_dir)) for link in links]
     passes: dict[tuple[int, int], list[ShardTask]] = {}  # (first, last) stage of a pass → its shards

@@ -59,11 +59,12 @@ def calls(monkeypatch):
     class Done:
         ok, done, skipped, failed = True, [], [], {}
 
-    def fake_run_stage(stage, config, out, input_dir, **kw):
-        seen.append({"stage": stage, "out": out, **kw})
-        return Done()
+    def fake_run_chain(steps, input_dir, **kw):
+        for stage, _config, out in steps:
+            seen.append({"stage": stage, "out": out, **kw})
+        return [Done() for _ in steps]
 
-    monkeypatch.setattr(pipeline_mod, "run_stage", fake_run_stage)
+    monkeypatch.setattr(pipeline_mod, "run_chain", fake_run_chain)
     return seen
 
 

@@ -127,3 +127,15 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
     keys = [s["__key__"] for s in shards.iter_dataset(tmp_path / "killed")]
     assert len(keys) == len(set(keys)) == 60
     assert not list((tmp_path / "killed").glob(".*.tmp"))
+
+
+def test_unfinished_input_is_refused_unless_finished_only_is_asked_and_recorded(tmp_path, monkeypatch):
+    monkeypatch.setitem(STAGES, "testing", "tests.stages_testing")
+    for i in range(2):
+        shards.write_shard(tmp_path / "in", f"0000{i}", [{"__key__": f"k{i}{j}", "json": {"i": j}} for j in range(2)])
+    (tmp_path / "in" / ("00001" + shards.STATS_SUFFIX)).unlink()  # a shard whose marker never came
+    with pytest.raises(ValueError, match="unfinished or missing shards.*00001.*--finished-only"):
+        run_stage("testing", {}, tmp_path / "out", tmp_path / "in", progress=False)
+    res = run_stage("testing", {}, tmp_path / "out2", tmp_path / "in", progress=False, finished_only=True)
+    assert res.done == ["00000"] and res.stats["in"] == 2
+    assert json.loads((tmp_path / "out2" / "_config.json").read_text())["finished_only"] is True

@@ -64,7 +64,7 @@ def run_and_report(stage: str, cfg: Any, out: str, input_dir: str | None, settin
     """The body of every stage command: run the stage over all shards, then report."""
     st = settings or RunSettings()
     report(run_stage(stage, cfg, out, input_dir, workers=st.workers, retries=st.retries,
-                     executor=st.executor or "local", address=st.address))
+                     executor=st.executor or "local", address=st.address, finished_only=st.finished_only))
 
 
 def _param(name: str, info: Any, annotation: Any = str) -> Param:

@@ -33,7 +33,8 @@ def _body(given: dict[str, Any]) -> None:
         raise ValueError("; ".join(found))
     for step, res in run_pipeline(given["pipeline"], over.get("runs_dir"), workers=over.get("workers"),
                                   executor=over.get("executor"), address=over.get("address"),
-                                  retries=over.get("retries"), until=given["until"], fuse=over.get("fuse")):
+                                  retries=over.get("retries"), until=given["until"], fuse=over.get("fuse"),
+                                  finished_only=over.get("finished_only")):
         typer.echo(f"[{step.dirname}]")
         if isinstance(res, RunResult):
             report(res)

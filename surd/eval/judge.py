@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from surd.eval.evaluate import JUDGE_LABELS_NAME, load_config, write_outputs
 from surd.eval.generate import image_path, model_names, seeds
 from surd.eval.prompts import EvalPrompt, load_prompt_set, plural
-from surd.eval.evaluate import JUDGE_LABELS_NAME, load_config, write_outputs
 from surd.eval.study import _RATER, REVIEW_STATIC, STATIC, _hash
 from surd.files import write_json_atomic
 from surd.review.exporter import _js

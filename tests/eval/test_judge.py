@@ -140,7 +140,6 @@ def kappa_by_hand(pairs: list[tuple[bool, bool]]) -> float:
 
 def test_imported_labels_give_human_accuracy_and_each_judges_kappa(run, tmp_path):
     from surd.eval.evaluate import load_config
-
     from surd.eval.score import load_all_scores
 
     out = tmp_path / "eval"
