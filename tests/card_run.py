@@ -41,7 +41,8 @@ def make_run(tmp: Path, name: str = "cardrun", ingest: dict | None = None) -> Pa
     run = tmp / name
     manifest = tmp / f"{name}.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in manifest_rows()))
-    cfg = ingest or {"source": "manifest", "path": str(manifest), "shard_size": 4}
+    cfg = ingest or {"source": "manifest", "path": str(manifest), "shard_size": 4,  # images named outside its folder
+                     "options": {"allowed_roots": [str(REPO / "manifests" / "sample" / "images")]}}
     run_stage("ingest", cfg, str(run / "00_ingest"), None, progress=False)
     run_stage("dedup", {"max_distance": 8}, str(run / "01_dedup"), str(run / "00_ingest"), progress=False)
     write_clip_stage(run / "01_dedup", run / "02_clip_filter")

@@ -122,6 +122,6 @@ def test_card_as_the_last_step_of_a_pipeline(tmp_path):
 
 def test_paper_sfw_pipeline_ends_with_its_card():
     last = load_pipeline(REPO / "pipelines" / "paper_sfw.yaml").steps[-1]
-    assert (last.stage, last.dirname) == ("card", "09_card")
+    assert (last.stage, last.dirname) == ("card", "10_card")
     about = load_about(REPO / last.config["about"])
     assert about.get("motivation") and set(about.get("sources")) == {"civitai", "lexica", "sdonline"}
