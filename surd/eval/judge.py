@@ -29,9 +29,8 @@ from typing import Any
 from surd.eval.evaluate import JUDGE_LABELS_NAME, load_config, write_outputs
 from surd.eval.generate import image_path, model_names, seeds
 from surd.eval.prompts import EvalPrompt, load_prompt_set, plural
-from surd.eval.study import _RATER, REVIEW_STATIC, STATIC, _hash
+from surd.eval.study import _hash, answer_rater, write_page
 from surd.files import write_json_atomic
-from surd.review.exporter import _js
 from surd.review.journal import JOURNAL_NAME, Change, Journal, make_header, read_journal
 from surd.review.records import DecisionError
 from surd.review.server import ServeConfig, SiteState
@@ -105,31 +104,16 @@ def export_judge(eval_dir: str | os.PathLike, site_dir: str | os.PathLike, cfg: 
         shutil.copyfile(image_path(eval_dir, m, p.id, s), site / rel)
         items.append({"id": iid, "prompt": p.text, "type": p.type, "checks": checks(p), "image": rel})
         key[iid] = {"model": m, "prompt_id": p.id, "type": p.type, "seed": s}
-    for name, src in (("judge.html", STATIC), ("judge.js", STATIC), ("study.css", STATIC),
-                      ("sitekit.js", REVIEW_STATIC), ("style.css", REVIEW_STATIC)):
-        shutil.copyfile(src / name, site / ("index.html" if name == "judge.html" else name))
     data = {"version": 1, "title": f"{prompts.name}, {len(items)} images", "site_id": site_id, "items": items}
-    (site / "data" / "judge.js").write_text(f"window.SURD_JUDGE = {_js(data)};\n", encoding="utf-8")
-    write_json_atomic(site / "site.json", {"format": SITE_FORMAT, "version": 1, "site_id": site_id,
-                                           "keys": [i["id"] for i in items]})
-    key_path = Path(eval_dir) / KEY_NAME
-    write_json_atomic(key_path, {"format": KEY_FORMAT, "version": 1, "site_id": site_id, "site": str(site.resolve()),
-                                 "items": key})
+    key_path = write_page(site, "judge", data, [i["id"] for i in items], Path(eval_dir) / KEY_NAME,
+                          (SITE_FORMAT, KEY_FORMAT), {"items": key})
     return {"images": len(items), "site": site, "key": key_path}
 
 
 def parse_answers(doc: Any, source: str, site_id: str, keys: set[str], problems: list[str]) -> tuple[str, dict]:
     """(rater, {item id: yes|no|skip}) of one answer document; appends 'source: problem' lines to *problems*."""
-    if not isinstance(doc, dict) or doc.get("format") != ANSWERS_FORMAT or doc.get("version") != 1:
-        problems.append(f"{source}: not a surd judge answer file (format {ANSWERS_FORMAT}, version 1)")
-        return "", {}
-    if doc.get("site_id") != site_id:
-        problems.append(f"{source}: answers a different judging page (site {doc.get('site_id')!r}, expected "
-                        f"{site_id!r})")
-        return "", {}
-    rater = doc.get("rater")
-    if not isinstance(rater, str) or not _RATER.match(rater):
-        problems.append(f"{source}: rater must be a name of letters, digits, space, '.', '_' or '-', got {rater!r}")
+    rater = answer_rater(doc, source, site_id, ANSWERS_FORMAT, "judge", problems)
+    if not rater:
         return "", {}
     if not isinstance(doc.get("answers"), dict):
         problems.append(f"{source}: answers must map item id → {{answer}}")

@@ -96,30 +96,50 @@ def export_study(eval_dir: str | os.PathLike, site_dir: str | os.PathLike, cfg: 
             shutil.copyfile(image_path(eval_dir, model, p.id, s), site / files[side])
         pairs.append({"id": pid, "prompt": p.text, **files})
         key[pid] = {"adapter": a, "left": left, "right": right, "prompt_id": p.id, "type": p.type, "seed": s}
-    for name, src in (("study.html", STATIC), ("study.js", STATIC), ("study.css", STATIC),
-                      ("sitekit.js", REVIEW_STATIC), ("style.css", REVIEW_STATIC)):
-        shutil.copyfile(src / name, site / ("index.html" if name == "study.html" else name))
     data = {"version": 1, "title": f"{prompts.name}, {len(pairs)} pairs", "site_id": site_id, "pairs": pairs}
-    (site / "data" / "study.js").write_text(f"window.SURD_STUDY = {_js(data)};\n", encoding="utf-8")
-    write_json_atomic(site / "site.json", {"format": SITE_FORMAT, "version": 1, "site_id": site_id,
-                                           "keys": [p["id"] for p in pairs]})
-    key_path = Path(eval_dir) / KEY_NAME
-    write_json_atomic(key_path, {"format": KEY_FORMAT, "version": 1, "site_id": site_id, "site": str(site.resolve()),
-                                 "pairs": key})
+    key_path = write_page(site, "study", data, [p["id"] for p in pairs], Path(eval_dir) / KEY_NAME,
+                          (SITE_FORMAT, KEY_FORMAT), {"pairs": key})
     return {"pairs": len(pairs), "site": site, "key": key_path}
+
+
+def write_page(site: Path, page: str, data: dict, ids: list[str], key_path: Path, formats: tuple[str, str],
+               key: dict) -> Path:
+    """The files every rating page of an evaluation shares: the page (`page`.html as index.html, `page`.js, the
+    styles, sitekit.js), its data (``window.SURD_<PAGE>``), site.json (what the server accepts) and the key kept
+    beside the evaluation (never in the raters' hands). Returns the key's path."""
+    for name, src in ((f"{page}.html", STATIC), (f"{page}.js", STATIC), ("study.css", STATIC),
+                      ("sitekit.js", REVIEW_STATIC), ("style.css", REVIEW_STATIC)):
+        shutil.copyfile(src / name, site / ("index.html" if name == f"{page}.html" else name))
+    (site / "data" / f"{page}.js").write_text(f"window.SURD_{page.upper()} = {_js(data)};\n", encoding="utf-8")
+    site_format, key_format = formats
+    write_json_atomic(site / "site.json", {"format": site_format, "version": 1, "site_id": data["site_id"],
+                                           "keys": ids})
+    write_json_atomic(key_path, {"format": key_format, "version": 1, "site_id": data["site_id"],
+                                 "site": str(site.resolve()), **key})
+    return key_path
+
+
+def answer_rater(doc: Any, source: str, site_id: str, fmt: str, what: str, problems: list[str]) -> str:
+    """The rater of one answer document of format `fmt` for page `site_id` ("" and a 'source: problem' line in
+    *problems* when it is not one)."""
+    if not isinstance(doc, dict) or doc.get("format") != fmt or doc.get("version") != 1:
+        problems.append(f"{source}: not a surd {what} answer file (format {fmt}, version 1)")
+        return ""
+    if doc.get("site_id") != site_id:
+        problems.append(f"{source}: answers a different {what} page (site {doc.get('site_id')!r}, expected "
+                        f"{site_id!r})")
+        return ""
+    rater = doc.get("rater")
+    if not isinstance(rater, str) or not _RATER.match(rater):
+        problems.append(f"{source}: rater must be a name of letters, digits, space, '.', '_' or '-', got {rater!r}")
+        return ""
+    return rater
 
 
 def parse_answers(doc: Any, source: str, site_id: str, keys: set[str], problems: list[str]) -> tuple[str, dict]:
     """(rater, {pair id: choice}) of one answer document; appends 'source: problem' lines to *problems*."""
-    if not isinstance(doc, dict) or doc.get("format") != ANSWERS_FORMAT or doc.get("version") != 1:
-        problems.append(f"{source}: not a surd study answer file (format {ANSWERS_FORMAT}, version 1)")
-        return "", {}
-    if doc.get("site_id") != site_id:
-        problems.append(f"{source}: answers a different study (site {doc.get('site_id')!r}, expected {site_id!r})")
-        return "", {}
-    rater = doc.get("rater")
-    if not isinstance(rater, str) or not _RATER.match(rater):
-        problems.append(f"{source}: rater must be a name of letters, digits, space, '.', '_' or '-', got {rater!r}")
+    rater = answer_rater(doc, source, site_id, ANSWERS_FORMAT, "study", problems)
+    if not rater:
         return "", {}
     answers = doc.get("answers")
     if not isinstance(answers, dict):

@@ -205,7 +205,7 @@ def test_bad_answers_are_refused_whole(run, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(answers_doc("other", "bob", {})))
     res = runner.invoke(app, ["eval", "judge", "import", str(out), str(good), str(bad)])
-    assert res.exit_code == 2 and "different judging page" in res.output
+    assert res.exit_code == 2 and "different judge page" in res.output
     assert not (out / "judge_labels.json").exists()
     res = runner.invoke(app, ["eval", "judge", "import", str(out), str(good), str(good)])
     assert res.exit_code == 2 and "appears twice" in res.output
