@@ -29,9 +29,9 @@ import torch  # noqa: E402
 from surd.adapter.config import AdapterConfig  # noqa: E402
 from surd.adapter.model import SURAdapter  # noqa: E402
 from surd.eval.config import EvalConfig, MetricModels  # noqa: E402
+from surd.eval.evaluate import run_eval  # noqa: E402
 from surd.eval.generate import generate_images  # noqa: E402
 from surd.eval.prompts import load_prompt_set  # noqa: E402
-from surd.eval.evaluate import run_eval  # noqa: E402
 from surd.eval.score import Scorer  # noqa: E402
 
 

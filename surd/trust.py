@@ -44,6 +44,16 @@ def scheme(ref: str) -> str:
     return m.group(1).lower() if m and len(m.group(1)) > 1 else "file"
 
 
+CONTAINER_SCHEMES = ("zip", "tar")  # zip:<location>#<member>, tar:<location>#<offset>:<size>:<member>
+
+
+def split_container(ref: str) -> tuple[str, str]:
+    """(the container's location, the rest from '#') of a ``zip:`` or ``tar:`` ref."""
+    body = ref.split(":", 1)[1]
+    location, sep, rest = body.rpartition("#")
+    return (location, sep + rest) if sep else (body, "")
+
+
 def parse_error(ref: str) -> str | None:
     """Why *ref* is not a usable URL or path (None when it is): what ``urlsplit`` or the fetcher would trip on."""
     if not ref:
@@ -53,6 +63,8 @@ def parse_error(ref: str) -> str | None:
     kind = scheme(ref)
     if kind == "file" and not ref.startswith("file:"):
         return None  # a plain path: any string without NUL is one
+    if kind == "tar":  # tar:<location>#<offset>:<size>:<member>: the member part is a name, only the location is a URL
+        return parse_error(split_container(ref)[0])
     if _CONTROL.search(ref):
         return "contains whitespace or control characters (percent-encode them)"
     try:

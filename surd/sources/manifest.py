@@ -71,7 +71,12 @@ def list_rows(cfg: Config, state_dir: Path | None = None) -> Iterator[dict[str, 
 
 def _locate(image: str, base: str, roots: tuple[Path, ...]) -> tuple[str, trust.Refusal | None]:
     """(the reference to fetch, or why not) for a manifest's image column: local paths are checked against *roots*."""
-    if trust.scheme(image) != "file":
+    kind = trust.scheme(image)
+    if kind in trust.CONTAINER_SCHEMES:  # zip:/tar: refs name a container file: it obeys the same roots
+        inner, rest = trust.split_container(image)
+        ref, refused = _locate(inner, base, roots)
+        return (image, refused) if refused is not None else (f"{kind}:{ref}{rest}", None)
+    if kind != "file":
         why = trust.parse_error(image)
         return image, None if why is None else trust.Refusal("bad_url", f"{image[:200]!r}: {why}")
     if "\x00" in image:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from surd.batching import BatchPlan, Done, decode_rgb, map_batched
-from surd.models import DECODE_THREADS_HELP, DEVICE_HELP, DTYPE_HELP, DTYPES, TINY
+from surd.models import DECODE_THREADS_HELP, DEVICE_HELP, DTYPE_HELP, DTYPES, TINY, parse_spec
 from surd.models.blip import DEFAULT_MODEL, Captioner, load_captioner
 from surd.models.clip import DEFAULT_MODEL as CLIP_MODEL
 from surd.models.clip import DEFAULT_PRETRAINED as CLIP_PRETRAINED
@@ -69,8 +69,8 @@ class Config:
 
     def is_blip(self) -> bool:
         """The paper's BLIP captioner (or a LAVIS checkpoint in it), rather than another image-to-text model."""
-        return self.model in (DEFAULT_MODEL, TINY) or bool(self.lavis_checkpoint) or model_type(
-            self.model, self.revision) == "blip"
+        return self.model == DEFAULT_MODEL or parse_spec(self.model).kind == TINY or bool(self.lavis_checkpoint) \
+            or model_type(self.model, self.revision) == "blip"  # tiny and tiny:<name> are BLIP built in code
 
     def generation_params(self) -> dict[str, Any]:
         """The parameters recorded with every caption."""

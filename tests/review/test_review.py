@@ -194,7 +194,7 @@ def test_stage_config_says_how_to_fix(tmp_path):
     with pytest.raises(ValueError, match="not found"):
         Config(decisions=(str(tmp_path / "nope.json"),))
     path = write_json(tmp_path / "d.json", decisions_doc({}))
-    with pytest.raises(ValueError, match="'keep' or 'drop'"):
+    with pytest.raises(ValueError, match="undecided must be one of keep, drop, got 'maybe'"):
         Config(decisions=[str(path)], undecided="maybe")
     assert Config(decisions=[str(path)]).decisions == (str(path),)
 

@@ -31,3 +31,14 @@ def test_a_missing_column_names_the_option_to_set(tmp_path):
     with pytest.raises(ValueError, match="column 'image' not in .*pass --image-col NAME"):
         list(list_rows(Config(path=path)))
     assert list(list_rows(Config(path=path, image_col="img")))[0]["image"].endswith("a.jpg")
+
+
+def test_zip_and_tar_refs_name_a_container_that_obeys_the_same_roots(tmp_path):
+    """A manifest cannot reach a file outside its folder through a zip: or tar: ref (the container is a local file)."""
+    (tmp_path / "inside.zip").write_bytes(b"PK")
+    path = _write(tmp_path, [json.dumps({"image": "tar:/etc/passwd#0:10:x.jpg", "complex_prompt": "a"}),
+                             json.dumps({"image": "zip:///etc/x.zip#a.jpg", "complex_prompt": "b"}),
+                             json.dumps({"image": "zip:inside.zip#a.jpg", "complex_prompt": "c"})])
+    rows = list(list_rows(Config(path=path)))
+    assert [r["error"] for r in rows[:2]] == ["outside_root", "outside_root"]
+    assert not rows[2]["error"] and rows[2]["image"] == f"zip:{tmp_path / 'inside.zip'}#a.jpg"

@@ -321,8 +321,8 @@ def test_paper_sfw_pipeline_is_the_paper_pipeline_with_dedup_and_safety() -> Non
 
     paper = load_pipeline(REPO / "pipelines/paper.yaml").steps
     sfw = load_pipeline(REPO / "pipelines/paper_sfw.yaml").steps
-    assert [s.stage for s in sfw] == ["ingest", "dedup", "caption", "clip_filter", "safety", "review", "embed",
-                                      "train_adapter", "eval"]
+    assert [s.stage for s in sfw] == ["ingest", "dedup", "caption", "clip_filter", "safety", "quality", "review",
+                                      "embed", "train_adapter", "eval", "card"]
     same = {s.stage: s.config for s in paper}
     for step in sfw:
         if step.stage in ("ingest", "caption", "embed", "train_adapter", "eval"):
