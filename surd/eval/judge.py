@@ -29,7 +29,7 @@ from typing import Any
 from surd.eval.evaluate import JUDGE_LABELS_NAME, load_config, write_outputs
 from surd.eval.generate import image_path, model_names, seeds
 from surd.eval.prompts import EvalPrompt, load_prompt_set, plural
-from surd.eval.study import _hash, answer_rater, write_page
+from surd.eval.study import _hash, answer_rater, read_page, write_page
 from surd.files import write_json_atomic
 from surd.review.journal import JOURNAL_NAME, Change, Journal, make_header, read_journal
 from surd.review.records import DecisionError
@@ -144,14 +144,7 @@ class JudgeState(SiteState):
 
     def __init__(self, site_dir: str | os.PathLike, cfg: ServeConfig):
         super().__init__(site_dir, cfg)
-        site = self.root / "site.json"
-        if not site.exists():
-            raise FileNotFoundError(f"{self.root} is not a judging page (no site.json): make one with "
-                                    f"`surd eval judge export EVAL_DIR`")
-        info = json.loads(site.read_text(encoding="utf-8"))
-        if info.get("format") != SITE_FORMAT:
-            raise ValueError(f"{self.root} is not a judging page (site.json format {info.get('format')!r})")
-        self.site_id, self.keys = info["site_id"], set(info["keys"])
+        self.site_id, self.keys = read_page(self.root, SITE_FORMAT, "judge")
         self.journal = Journal(self.root, make_header(self.site_id, "review"), (), cfg.snapshot_every)
         self.lock = threading.Lock()
 

@@ -119,6 +119,19 @@ def write_page(site: Path, page: str, data: dict, ids: list[str], key_path: Path
     return key_path
 
 
+def read_page(root: Path, fmt: str, page: str) -> tuple[str, set[str]]:
+    """(site id, item ids) of a rating page written by `write_page`; the error says how to make one."""
+    site = root / "site.json"
+    if not site.exists():
+        raise FileNotFoundError(f"{root} is not a {page} page (no site.json): make one with "
+                                f"`surd eval {page} export EVAL_DIR`")
+    info = json.loads(site.read_text(encoding="utf-8"))
+    if info.get("format") != fmt:
+        raise ValueError(f"{root} is not a {page} page (site.json format {info.get('format')!r}); a review site is "
+                         "served by `surd review serve`")
+    return info["site_id"], set(info["keys"])
+
+
 def answer_rater(doc: Any, source: str, site_id: str, fmt: str, what: str, problems: list[str]) -> str:
     """The rater of one answer document of format `fmt` for page `site_id` ("" and a 'source: problem' line in
     *problems* when it is not one)."""
@@ -166,15 +179,7 @@ class StudyState(SiteState):
 
     def __init__(self, site_dir: str | os.PathLike, cfg: ServeConfig):
         super().__init__(site_dir, cfg)
-        site = self.root / "site.json"
-        if not site.exists():
-            raise FileNotFoundError(f"{self.root} is not a study site (no site.json): make one with "
-                                    f"`surd eval study export EVAL_DIR`")
-        info = json.loads(site.read_text(encoding="utf-8"))
-        if info.get("format") != SITE_FORMAT:
-            raise ValueError(f"{self.root} is not a study site (site.json format {info.get('format')!r}); a review "
-                             f"site is served by `surd review serve`")
-        self.site_id, self.keys = info["site_id"], set(info["keys"])
+        self.site_id, self.keys = read_page(self.root, SITE_FORMAT, "study")
         self.lock = threading.Lock()
 
     def _raters(self) -> dict[str, dict[str, Any]]:

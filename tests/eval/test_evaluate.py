@@ -234,7 +234,7 @@ def test_study_server_keeps_answers_behind_the_review_servers_checks(run, tmp_pa
         server.server_close()
     saved = list((tmp_path / "site" / "answers").glob("*.json"))
     assert len(saved) == 1 and json.loads(saved[0].read_text()) == doc
-    with pytest.raises(ValueError, match="not a study site"):  # a review site is not served as a study
+    with pytest.raises(ValueError, match="not a study page"):  # a review site is not served as a study
         (tmp_path / "rev").mkdir()
         (tmp_path / "rev" / "site.json").write_text(json.dumps({"format": "surd-review-site", "keys": []}))
         StudyState(tmp_path / "rev", ServeConfig(port=0))

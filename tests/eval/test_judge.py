@@ -124,7 +124,7 @@ def test_served_answers_are_journaled_behind_the_access_checks(run, tmp_path):
     journal = read_journal(tmp_path / "site" / "decisions.jsonl")  # every answer, in order, by its rater
     assert [(r["key"], r["decision"], r["reviewer"]) for r in journal.records] == [
         (f"{ids[0]}|ann", "accept", "ann"), (f"{ids[1]}|ann", "reject", "ann"), (f"{ids[1]}|ann", "accept", "ann")]
-    with pytest.raises(ValueError, match="not a judging page"):
+    with pytest.raises(ValueError, match="not a judge page"):
         (tmp_path / "rev").mkdir()
         (tmp_path / "rev" / "site.json").write_text(json.dumps({"format": "surd-eval-study-site", "keys": []}))
         JudgeState(tmp_path / "rev", ServeConfig(port=0))
