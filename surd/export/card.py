@@ -26,7 +26,7 @@ from surd.export import card_html, croissant
 from surd.export.figures import figures, rate
 from surd.export.runinfo import RunInfo, read_run
 
-TODO = "NEEDS A PERSON"
+NEEDS_PERSON = "NEEDS A PERSON"
 ABOUT_KEYS = {"pretty_name", "summary", "motivation", "funding", "maintainer", "contact", "uses", "out_of_scope",
               "language", "citation", "homepage", "sources", "limitations", "maintenance", "personal_information"}
 # Licence strings sources record → Hugging Face licence identifiers (anything else: "other" + LICENSE.md).
@@ -50,7 +50,7 @@ class About:
         value = self.fields.get(key)
         if isinstance(value, list):
             return "\n".join(f"- {v}" for v in value)
-        return str(value).strip() if value else f"**{TODO}:** set `{key}` in the `--about` file."
+        return str(value).strip() if value else f"**{NEEDS_PERSON}:** set `{key}` in the `--about` file."
 
 
 def load_about(path: str | os.PathLike | None) -> About:
@@ -167,7 +167,7 @@ def _sources_md(figs: dict[str, Any], about: About) -> str:
         t = terms.get(name) or {}
         lic = "; ".join(f"{k} ({n:,})" for k, n in s["licenses"].items())
         refused = ", ".join(f"{k} {n:,}" for k, n in s["refusals"].items()) or "none"
-        rows.append([name, f"{s['seen']:,}", f"{s['kept']:,}", lic, t.get("terms") or t.get("license_link") or TODO,
+        rows.append([name, f"{s['seen']:,}", f"{s['kept']:,}", lic, t.get("terms") or t.get("license_link") or NEEDS_PERSON,
                      refused, _pct(s["nsfw_rate"])])
     return _table(["source", "seen", "kept", "licence (samples)", "terms", "robots/opt-out refusals",
                    "NSFW-rated"], rows)
@@ -273,7 +273,7 @@ def licence_file(figs: dict[str, Any], about: About) -> str:
     for name, s in figs["sources"].items():
         t = terms.get(name) or {}
         lines += [f"## {name}", "", *(f"- {k}: {n:,} sample(s) seen" for k, n in s["licenses"].items()),
-                  f"- licence link: {t.get('license_link') or TODO}", f"- terms: {t.get('terms') or TODO}", ""]
+                  f"- licence link: {t.get('license_link') or NEEDS_PERSON}", f"- terms: {t.get('terms') or NEEDS_PERSON}", ""]
     return "\n".join(lines)
 
 
@@ -329,7 +329,7 @@ def card(run_dir: str, out: str | None = None, about: str | None = None) -> dict
     """`surd card RUN`: the card of a run, written into *out* (default: the run folder itself)."""
     run = read_run(run_dir)
     paths = write_card(run, out or run.path, load_about(about))
-    needs = sum(t.count(TODO) for t in (storage.read_text(paths["README.md"]),))
+    needs = sum(t.count(NEEDS_PERSON) for t in (storage.read_text(paths["README.md"]),))
     return {"paths": paths, "kept": run.final.kept, "seen": len(run.rows), "needs_person": needs,
             "keep_rate": rate(run.final.kept, len(run.rows))}
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from surd.export.card import TODO, card, load_about, run_job, size_category
+from surd.export.card import NEEDS_PERSON, card, load_about, run_job, size_category
 from surd.pipeline import load_pipeline, run_pipeline
 from tests.card_run import REPO, make_run
 
@@ -53,7 +53,7 @@ def test_card_writes_the_four_files_into_the_run(run_dir):
         assert f"## {section}\n" in body, section
     assert "duplicate_image 1" in body and "clip_simple_below_complex 2" in body
     assert "kept 6 of 8 = 75.0% (the paper: 66,408 of 114,148 = 58.2%)" in body
-    assert result["needs_person"] > 0 and TODO in body
+    assert result["needs_person"] > 0 and NEEDS_PERSON in body
 
 
 def test_the_card_loads_with_datasets_and_the_split_sizes_are_checked(run_dir, tmp_path):
@@ -69,7 +69,7 @@ def test_about_fills_what_only_a_person_knows(run_dir, tmp_path):
     out = tmp_path / "card"
     result = card(str(run_dir), str(out), str(about))
     meta, body = front(out / "README.md")
-    assert meta["pretty_name"] == "Card test set" and result["needs_person"] == 0 and TODO not in body
+    assert meta["pretty_name"] == "Card test set" and result["needs_person"] == 0 and NEEDS_PERSON not in body
     assert "Jo Doe (jo@example.org)" in body and "beta gallery terms of use" in (out / "LICENSE.md").read_text()
     assert "`surd release` makes a folder" in body
 
