@@ -159,10 +159,13 @@ def load_pipeline(path: str | Path, until: str | None = None, build: bool = Fals
 
 def run_pipeline(path: str | Path, runs_dir: str | Path | None = None, *, workers: int | None = None,
                  executor: str | None = None, address: str | None = None, retries: int | None = None, progress: bool = True,
-                 until: str | None = None, fuse: bool | None = None,
-                 finished_only: bool | None = None) -> list[tuple[Step, Any]]:
+                 until: str | None = None, fuse: bool | None = None, finished_only: bool | None = None,
+                 append: bool | None = None) -> list[tuple[Step, Any]]:
     """Run every step into <runs_dir>/<name>/<NN>_<stage>/; stops at the first step with failed shards, or after the
     step named `until` (e.g. stop before the manual review, review, then rerun: finished steps are skipped).
+    With `append` (or the file's ``append``) the ingest step adds what its source holds now as new shards, and every
+    later per-shard stage processes only those; global passes (dedup) decide the new samples against the kept
+    ones, and the card step describes the whole run again.
 
     Consecutive per-shard stages run fused (`fused_groups`, `surd.runner.run_chain`) unless `fuse` (or the file's
     ``fuse``) is false: the same output bytes, each image decoded once and each model loaded once per worker.
@@ -176,6 +179,7 @@ def run_pipeline(path: str | Path, runs_dir: str | Path | None = None, *, worker
     workers = workers or file.workers
     retries = file.retries if retries is None else retries
     finished_only = file.finished_only if finished_only is None else finished_only
+    append = file.append if append is None else append
     results: list[tuple[Step, Any]] = []
     input_dir: str | None = None
     for group in fused_groups(pipe, until, file.fuse if fuse is None else fuse):
@@ -185,7 +189,8 @@ def run_pipeline(path: str | Path, runs_dir: str | Path | None = None, *, worker
         else:  # one stage or several fused: the one run path (a single stage is a chain of one)
             done = run_chain([(s.stage, s.config, out) for s, out in zip(group, outs)], input_dir,
                              workers=step.workers or workers, executor=executor, address=address, retries=retries,
-                             progress=progress, resources=step.resources, finished_only=finished_only)
+                             progress=progress, resources=step.resources, finished_only=finished_only,
+                             append=append and group[0] is pipe.steps[0])
             results.extend(zip(group, done))
         if any(isinstance(r, RunResult) and not r.ok for _, r in results[-len(group):]):
             break

@@ -37,6 +37,9 @@ class RunSettings:
     address: str | None = option(None, help="Ray cluster address for --executor ray, e.g. auto.")
     finished_only: bool = option(False, help="Read only the input's finished shards when some are unfinished or "
                                  "missing (refused otherwise, naming them); recorded in the stage's _config.json.")
+    append: bool = option(False, help="Extend a finished run with what its source holds now: a grown URL list or "
+                          "manifest plans only its new rows, a web listing goes on past its saved end; new shards "
+                          "are numbered after the existing ones and later stages process only those.")
 
 
 @dataclass
@@ -70,12 +73,14 @@ def _check_config(output_dir: str, record: dict[str, Any]) -> None:
 
 
 def plan_tasks(module: Any, cfg: Any, output_dir: str | Path, input_dir: str | Path | None, *,
-               finished_only: bool = False) -> list[ShardTask]:
-    """Source stages plan their own shards (row files under ``_state/``); other stages get one task per input
-    shard, sized from its stats marker. An input with unfinished or missing shards is refused, naming them
-    (`surd.audit.input_shards`), unless `finished_only`."""
+               finished_only: bool = False, append: bool = False) -> list[ShardTask]:
+    """Source stages plan their own shards (row files under ``_state/``; with `append`, what the source holds
+    beyond the finished plan as new shards); other stages get one task per input shard, sized from its stats
+    marker. An input with unfinished or missing shards is refused, naming them (`surd.audit.input_shards`), unless
+    `finished_only`."""
     if isinstance(module, SourceStage):
-        return [ShardTask(p.stem, p.rows, p.n) for p in module.plan(cfg, storage.join(output_dir, "_state"))]
+        planned = module.plan(cfg, storage.join(output_dir, "_state"), append=append)
+        return [ShardTask(p.stem, p.rows, p.n) for p in planned]
     if input_dir is None:
         raise ValueError(f"stage {module.NAME} needs an input dataset directory")
     return [ShardTask(s.stem, s.path, s.n) for s in input_shards(input_dir, finished_only=finished_only)]
@@ -84,7 +89,7 @@ def plan_tasks(module: Any, cfg: Any, output_dir: str | Path, input_dir: str | P
 def run_stage(stage: str, cfg: Any, output_dir: str | Path, input_dir: str | Path | None = None, *,
               workers: int | None = 1, executor: str = "local", retries: int = 2, progress: bool = True,
               address: str | None = None, resources: dict[str, float] | None = None,
-              finished_only: bool = False) -> RunResult:
+              finished_only: bool = False, append: bool = False) -> RunResult:
     """Run `stage` over all shards into `output_dir` (a path or a URL such as ``s3://bucket/runs/x/00_ingest``);
     done shards are skipped, failed ones retried `retries` times. `resources` (``num_cpus``, ``num_gpus``) size
     each worker on a Ray cluster. A chain of one stage (`run_chain`).
@@ -93,7 +98,8 @@ def run_stage(stage: str, cfg: Any, output_dir: str | Path, input_dir: str | Pat
         run_stage("ingest", {"source": "manifest", "path": "manifests/sample/manifest.jsonl"}, "runs/x/00_ingest")
     """
     return run_chain([(stage, cfg, output_dir)], input_dir, workers=workers, executor=executor, retries=retries,
-                     progress=progress, address=address, resources=resources, finished_only=finished_only)[0]
+                     progress=progress, address=address, resources=resources, finished_only=finished_only,
+                     append=append)[0]
 
 
 def _open_output(stage: str, cfg: Any, output_dir: str | Path, input_dir: str | Path | None,
@@ -154,7 +160,8 @@ def fusable(stages: list[str]) -> str | None:
 
 def run_chain(steps: list[tuple[str, Any, str | Path]], input_dir: str | Path | None, *, workers: int | None = 1,
               executor: str = "local", retries: int = 2, progress: bool = True, address: str | None = None,
-              resources: dict[str, float] | None = None, finished_only: bool = False) -> list[RunResult]:
+              resources: dict[str, float] | None = None, finished_only: bool = False,
+              append: bool = False) -> list[RunResult]:
     """The one run path. Run consecutive stages fused: each shard goes through all of them in one pass
     (`surd.task.process`; a single stage is a chain of one),
     each image decoded once and each model loaded once per worker, while every stage still writes its own output
@@ -162,7 +169,9 @@ def run_chain(steps: list[tuple[str, Any, str | Path]], input_dir: str | Path | 
 
     `steps` are (stage, config, output directory); stage i+1 reads stage i's output, the first reads `input_dir`.
     Shards some stages already finished are skipped for those stages (a resumed run goes on where it stopped); a
-    shard that fails is committed by none of the stages of its pass. Returns one `RunResult` per step.
+    shard that fails is committed by none of the stages of its pass. With `append` a source stage first plans
+    what its source holds beyond its finished plan (`plan_tasks`), so only the new shards run. Returns one
+    `RunResult` per step.
 
     Example:
         run_chain([("caption", {"model": "tiny"}, "runs/x/02_caption"),
@@ -178,7 +187,8 @@ def run_chain(steps: list[tuple[str, Any, str | Path]], input_dir: str | Path | 
         first = not links  # only the first stage reads `input_dir`; the others read a stage of this pass
         links.append(Link(canonical(stage), cfg, _open_output(stage, cfg, out_dir, previous, finished_only and first)))
         previous = links[-1].output_dir
-    tasks = plan_tasks(modules[0], links[0].cfg, links[0].output_dir, input_dir, finished_only=finished_only)
+    tasks = plan_tasks(modules[0], links[0].cfg, links[0].output_dir, input_dir, finished_only=finished_only,
+                       append=append)
     done_before = [set(shards.list_done(link.output_dir)) for link in links]
     results = [RunResult(output_dir=_shown(link.output_dir)) for link in links]
     passes: dict[tuple[int, int], list[ShardTask]] = {}  # (first, last) stage of a pass → its shards

@@ -315,6 +315,7 @@ COVERED_BY = {
     "surd.commands.review": "review/test_review.py", "surd.commands.run": "test_cli.py",
     "surd.commands.safety": "stages/test_safety.py", "surd.commands.quality": "stages/test_quality.py",
     "surd.dedup.decide": "stages/test_dedup.py", "surd.dedup.index": "stages/test_dedup.py",
+    "surd.dedup.kept": "stages/test_dedup.py",
     "surd.embed.cache": "stages/test_embed.py", "surd.embed.core": "stages/test_embed.py",
     "surd.embed.prompt2vec": "stages/test_embed.py",
     "surd.eval.answers": "eval/test_prompts.py",

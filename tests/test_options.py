@@ -76,8 +76,8 @@ def test_every_stage_field_is_an_option_with_the_fields_default(stage):
         else:
             assert params[name].default == _cli_default(default), f"{stage}.{f.name}"
         assert opt.help.split(" (")[0][:30] in (params[name].help or ""), f"{stage}.{f.name}: help not derived"
-    for run_field, _, _ in declared_fields(RunSettings):
-        assert run_field.name in params
+    for run_field, _, _ in declared_fields(RunSettings):  # --append only where a run starts from a source
+        assert (run_field.name in params) == (run_field.name != "append"), run_field.name
 
 
 def _source_fields(source: str) -> list[tuple[str, dataclasses.Field, object]]:

@@ -21,7 +21,10 @@ IN = typer.Argument(..., help="Input dataset directory (shards of the previous s
 OUT = typer.Option(..., "--out", "-o", help="Output dataset directory (or URL); rerun the same command to resume.")
 DEVICE = typer.Option("auto", help=DEVICE_HELP)
 DTYPE = typer.Option("auto", help=DTYPE_HELP)
-RUN_PARAMS = cli_params(RunSettings)  # --workers, --retries, --executor, --address: every stage command's
+# --workers, --retries, --executor, --address, --finished-only: every stage command's; --append too for the
+# commands that start a run from a source (surd ingest ...), where there is something to append.
+RUN_PARAMS = cli_params(RunSettings, skip=("append",))
+SOURCE_RUN_PARAMS = cli_params(RunSettings)
 SERVE_PARAMS = cli_params(ServeConfig)  # --host, --port, --token, --no-auth, --rate: every served page's
 
 
@@ -64,7 +67,8 @@ def run_and_report(stage: str, cfg: Any, out: str, input_dir: str | None, settin
     """The body of every stage command: run the stage over all shards, then report."""
     st = settings or RunSettings()
     report(run_stage(stage, cfg, out, input_dir, workers=st.workers, retries=st.retries,
-                     executor=st.executor or "local", address=st.address, finished_only=st.finished_only))
+                     executor=st.executor or "local", address=st.address, finished_only=st.finished_only,
+                     append=st.append))
 
 
 def _param(name: str, info: Any, annotation: Any = str) -> Param:
@@ -122,6 +126,6 @@ def _with_default(p: Param, default: Any) -> Param:
     return Param(p.name, p.field, p.parameter.replace(default=info))
 
 
-def run_settings(given: dict[str, Any]) -> RunSettings:
-    """The run options a derived command was given."""
-    return build(RunSettings, values_from(RunSettings, RUN_PARAMS, given), "run options")
+def run_settings(given: dict[str, Any], params: list[Param] = RUN_PARAMS) -> RunSettings:
+    """The run options a derived command was given (`params`: the run options it takes)."""
+    return build(RunSettings, values_from(RunSettings, params, given), "run options")

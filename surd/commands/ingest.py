@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from surd.commands.common import OUT_PARAM, RUN_PARAMS, _param, guarded, run_and_report, run_settings
+from surd.commands.common import OUT_PARAM, SOURCE_RUN_PARAMS, _param, guarded, run_and_report, run_settings
 from surd.fetch.http import DownloadConfig
 from surd.options import cli_params, make_command, non_default, opt_of, values_from
 from surd.sources import get_source
@@ -90,9 +90,9 @@ def source_command(source: str, doc: str) -> Callable[..., None]:
             options["http"] = non_default(DownloadConfig, download)  # the source's own API/page requests
         cfg = build_config(ingest, {"source": source, "path": str(given.get("path", "")), "options": options,
                                     "download": download, **values_from(ingest.Config, own, given)})
-        run_and_report("ingest", cfg, given["out"], None, run_settings(given))
+        run_and_report("ingest", cfg, given["out"], None, run_settings(given, SOURCE_RUN_PARAMS))
 
-    params = [*_path_param(module.Config), OUT_PARAM, *src, *own, *dl, *RUN_PARAMS]
+    params = [*_path_param(module.Config), OUT_PARAM, *src, *own, *dl, *SOURCE_RUN_PARAMS]
     return make_command(params, guarded(body), doc, f"ingest_{source}")
 
 

@@ -34,7 +34,7 @@ def _body(given: dict[str, Any]) -> None:
     for step, res in run_pipeline(given["pipeline"], over.get("runs_dir"), workers=over.get("workers"),
                                   executor=over.get("executor"), address=over.get("address"),
                                   retries=over.get("retries"), until=given["until"], fuse=over.get("fuse"),
-                                  finished_only=over.get("finished_only")):
+                                  finished_only=over.get("finished_only"), append=over.get("append")):
         typer.echo(f"[{step.dirname}]")
         if isinstance(res, RunResult):
             report(res)

@@ -205,3 +205,44 @@ def brute_force_pairs(hashes: np.ndarray, max_distance: int) -> tuple[np.ndarray
         found_j.append(cols[keep])
         found_d.append(d[rows[keep] - a, cols[keep] - a])
     return _sorted_pairs(found_i, found_j, found_d)
+
+
+def near_pairs_between(queries: np.ndarray, base: np.ndarray, max_distance: int,
+                       blocks: Sequence[Block] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All (i, j, distance) with popcount(queries_i ^ base_j) <= max_distance, sorted by (i, j): the new hashes of
+    an append against the index of the kept ones, without comparing all pairs. The same pigeonhole as `near_pairs`
+    (every pair within t is a candidate in some block); each block's base keys are sorted once and each query's
+    flipped keys looked up by binary search, so the cost grows with the queries, times log of the base."""
+    q = np.ascontiguousarray(queries, dtype=np.uint64).ravel()
+    b = np.ascontiguousarray(base, dtype=np.uint64).ravel()
+    if not 0 <= max_distance <= BITS:
+        raise ValueError(f"max_distance must be 0..64, got {max_distance}")
+    blocks = tuple(blocks) if blocks else plan_blocks(len(q) + len(b), max_distance)
+    check_blocks(blocks, max_distance)
+    found_i, found_j, found_d = [], [], []
+    if not len(q) or not len(b):
+        return _sorted_pairs(found_i, found_j, found_d)
+    for k, blk in enumerate(blocks):
+        base_keys = (b >> np.uint64(blk.shift)) & np.uint64(blk.mask)
+        order = np.argsort(base_keys, kind="stable")
+        sorted_keys = base_keys[order]
+        query_keys = (q >> np.uint64(blk.shift)) & np.uint64(blk.mask)
+        for flip in flip_masks(blk.bits, blk.radius):
+            target = query_keys ^ np.uint64(flip)
+            lo = np.searchsorted(sorted_keys, target, side="left")
+            count = np.searchsorted(sorted_keys, target, side="right") - lo
+            hit = np.flatnonzero(count)
+            if not len(hit):
+                continue
+            c = count[hit]
+            i = np.repeat(hit, c)
+            j = order[np.repeat(lo[hit], c) + np.arange(int(c.sum())) - np.repeat(np.cumsum(c) - c, c)]
+            x = q[i] ^ b[j]
+            d = popcount64(x)
+            ok = d <= max_distance
+            for prev in blocks[:k]:  # a candidate in an earlier block was reported there
+                ok &= popcount64((x >> np.uint64(prev.shift)) & np.uint64(prev.mask)) > prev.radius
+            found_i.append(i[ok])
+            found_j.append(j[ok])
+            found_d.append(d[ok])
+    return _sorted_pairs(found_i, found_j, found_d)

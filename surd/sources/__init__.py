@@ -36,9 +36,11 @@ class Source(Protocol):
 
     Config: type  # a frozen dataclass; ingest's ``path`` fills its ``path`` field, ``options`` the rest
 
-    def list_rows(self, cfg: Any, state_dir: str) -> Iterator[dict[str, Any]]:
+    def list_rows(self, cfg: Any, state_dir: str, append: bool = False) -> Iterator[dict[str, Any]]:
         """Rows built with `make_row`, in a stable order, streamed (a list may not fit in memory); ``state_dir``
-        (a path or URL, see `surd.storage`) persists across reruns."""
+        (a path or URL, see `surd.storage`) persists across reruns. With `append` (``--append``) a web listing
+        that had ended looks past its end again; a file or dataset is read whole as always (the planner keeps the
+        rows it has not planned yet)."""
         ...
 
 

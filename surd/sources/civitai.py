@@ -17,7 +17,7 @@ from surd.fetch.http import DownloadConfig, get_json
 from surd.options import config, option
 from surd.sources.civitai_shapes import read_item
 from surd.sources.rows import web_row
-from surd.sources.web_state import NetworkGate, PageLog
+from surd.sources.web_state import Listing, NetworkGate, PageLog
 
 SORTS = ("Most Reactions", "Most Comments", "Most Collected", "Newest", "Oldest")
 PERIODS = ("AllTime", "Year", "Month", "Week", "Day")
@@ -145,29 +145,37 @@ def _fetch_page(cfg: Config, cursor: Any, dl: DownloadConfig, headers: dict[str,
     return {"cursor": cursor, "next": nxt, "items": [i for i in data["items"] if isinstance(i, dict)]}
 
 
-def list_rows(cfg: Config, state_dir: str) -> Iterator[dict[str, Any]]:
+def list_rows(cfg: Config, state_dir: str, append: bool = False) -> Iterator[dict[str, Any]]:
     """Replay the saved pages, then fetch the rest from the saved cursor, saving each page before yielding it.
 
     Cursors are opaque (Civitai sends strings such as ``"123|1700000000000"``, older answers numbers): sent back
-    exactly as received, URL-encoded.
+    exactly as received, URL-encoded. With `append`, a listing that had ended asks its last page again (its end
+    may have grown) and follows the cursors from there: the items that page did not hold before are new
+    (`web_state.asked_again`). Civitai's ``Oldest`` order grows at its end; in the other orders new images appear
+    elsewhere, where an append does not look.
     """
     log = PageLog(storage.join(state_dir, "civitai_pages.jsonl"), {"base_url": cfg.base_url, **cfg.query()})
     budget = cfg.max_items or float("inf")
     cursor, finished, n, sent, empty_run = None, False, 0, set(), 0
     dl, headers = DownloadConfig(**cfg.http), _headers(cfg)
     online = NetworkGate("civitai", cfg.base_url, dl, state_dir)
-    saved = iter(log.pages())
-    while not finished and n < budget:
-        page = next(saved, None)
-        if page is None:
+    listing = Listing(log.pages(), append)
+    while n < budget:
+        page = listing.next(finished)
+        if page is None and not finished:
             online.check()
-            page = _fetch_page(cfg, cursor, dl, headers)
-            log.append(page)
-        for item in page["items"]:
+            page = listing.fetched(_fetch_page(cfg, cursor, dl, headers), log)
+        elif page is None and listing.may_ask_again():
+            online.check()
+            page = listing.fetched(_fetch_page(cfg, listing.last["cursor"], dl, headers), log, again=True)
+        if page is None:
+            return
+        items = listing.new_items(page, lambda item: str(item.get("id")))
+        for item in items:
             if n >= budget:
                 return
             n += 1
             yield item_row(item, cfg)
         sent.add(page["cursor"])
-        empty_run = 0 if page["items"] else empty_run + 1
+        empty_run = 0 if items else empty_run + 1
         cursor, finished = page["next"], _ends(page, sent, empty_run)

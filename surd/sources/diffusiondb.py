@@ -86,7 +86,7 @@ def _nsfw_error(rec: dict[str, Any], cfg: Config) -> tuple[str | None, str]:
     return None, ""
 
 
-def list_rows(cfg: Config, state_dir: Path | None = None) -> Iterator[dict[str, Any]]:
+def list_rows(cfg: Config, state_dir: Path | None = None, append: bool = False) -> Iterator[dict[str, Any]]:
     """One row per metadata record (sorted by part, so a shard reads few zips)."""
     parts = cfg.parts_location()
     for n, rec in enumerate(_rows_table(cfg)):

@@ -183,7 +183,7 @@ def _row(cfg: Config, rec: dict[str, Any], meta: Path, root: Path, roots: tuple[
     )
 
 
-def list_rows(cfg: Config, state_dir: Path | None = None) -> Iterator[dict[str, Any]]:
+def list_rows(cfg: Config, state_dir: Path | None = None, append: bool = False) -> Iterator[dict[str, Any]]:
     """One row per metadata record, metadata files in path order; unusable records are rows with a reason."""
     root = Path(cfg.path).resolve()
     roots = trust.roots_of(root, cfg.allowed_roots)

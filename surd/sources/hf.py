@@ -193,7 +193,7 @@ def _row(cfg: Config, rec: dict[str, Any], split: str, i: int, cols: tuple[str, 
     )
 
 
-def list_rows(cfg: Config, state_dir: str) -> Iterator[dict[str, Any]]:
+def list_rows(cfg: Config, state_dir: str, append: bool = False) -> Iterator[dict[str, Any]]:
     """One row per dataset row, split by split; rows are yielded once the tar holding their image is written."""
     for split, ds in load(cfg).items():
         cols = columns(ds, cfg)

@@ -104,25 +104,34 @@ def item_row(item: dict[str, Any], query: str, cfg: Config, api: str = "") -> di
     )  # fmt: skip
 
 
-def list_rows(cfg: Config, state_dir: str) -> Iterator[dict[str, Any]]:
-    """Rows of every query in order; answered queries (cursor mode: pages) are replayed from the state folder."""
+def list_rows(cfg: Config, state_dir: str, append: bool = False) -> Iterator[dict[str, Any]]:
+    """Rows of every query in order; answered queries (cursor mode: pages) are replayed from the state folder. With
+    `append`, every query is asked again and the images its earlier answers did not hold are added after them."""
     if cfg.mode == "cursor":
-        yield from lexica_infinite.list_rows(cfg, state_dir, item_row)
+        yield from lexica_infinite.list_rows(cfg, state_dir, item_row, append=append)
         return
     log = PageLog(storage.join(state_dir, "lexica_pages.jsonl"),
                   {"base_url": cfg.base_url, "queries": list(cfg.queries)})
-    saved = {page["cursor"]: page["items"] for page in log.pages()}
+    saved: dict[str, list[dict[str, Any]]] = {}  # query → its answers in order (the first, then each asked again)
+    for page in log.pages():
+        saved.setdefault(page["cursor"], []).append(page)
     dl = DownloadConfig(**cfg.http)
     budget, n = cfg.max_items or float("inf"), 0
     online = NetworkGate("lexica", cfg.base_url, dl, state_dir)
     for query in cfg.queries:
-        if query not in saved:
+        answers = saved.setdefault(query, [])
+        if not answers or append:
             online.check()
             data = get_json(f"{cfg.base_url.rstrip('/')}/api/v1/search?{urlencode({'q': query})}", dl)
-            saved[query] = [i for i in data.get("images") or [] if isinstance(i, dict)]
-            log.append({"cursor": query, "next": None, "items": saved[query]})
-        for item in saved[query]:
-            if n >= budget:
-                return
-            n += 1
-            yield item_row(item, query, cfg)
+            page = {"cursor": query, "next": None, "items": [i for i in data.get("images") or [] if isinstance(i, dict)]}
+            log.append({**page, "again": True} if answers else page)
+            answers.append(page)
+        seen: set[str] = set()
+        for i, page in enumerate(answers):
+            items = page["items"] if i == 0 else [item for item in page["items"] if str(item.get("id")) not in seen]
+            seen.update(str(item.get("id")) for item in page["items"])
+            for item in items:
+                if n >= budget:
+                    return
+                n += 1
+                yield item_row(item, query, cfg)

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 from surd import storage
 from surd.fetch.http import DownloadConfig, post_json
-from surd.sources.web_state import NetworkGate, PageLog
+from surd.sources.web_state import Listing, NetworkGate, PageLog
 
 SEARCH_MODES = ("images", "trending")
 LISTING_SOURCES = ("search", "home")
@@ -73,29 +73,39 @@ def _item(prompt: dict[str, Any] | None, image: dict[str, Any], image_base: str,
     }  # fmt: skip
 
 
-def list_rows(cfg: Any, state_dir: str, item_row: Callable[..., dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Rows of every query in turn, each query paged by its cursor; saved pages replayed, the rest fetched."""
+def list_rows(cfg: Any, state_dir: str, item_row: Callable[..., dict[str, Any]],
+              append: bool = False) -> Iterator[dict[str, Any]]:
+    """Rows of every query in turn, each query paged by its cursor; saved pages replayed, the rest fetched. With
+    `append`, a query whose listing had ended asks its last page again and goes on from there (`Listing`)."""
     log = PageLog(storage.join(state_dir, "lexica_cursor_pages.jsonl"), state_query(cfg))
-    saved = {(p["query"], json.dumps(p["cursor"])): p for p in log.pages()}
+    saved = log.pages()
     dl, site = DownloadConfig(**cfg.http), cfg.base_url.rstrip("/")
     budget, n = cfg.max_items or float("inf"), 0
     api = site + ENDPOINT
     online = NetworkGate("lexica", site, dl, state_dir)
     for query in cfg.queries:
-        cursor, sent, pages = 0, set(), 0
+        listing = Listing([p for p in saved if p["query"] == query], append)
+        cursor, sent, pages, finished = 0, set(), 0, False
         while not (cfg.max_pages and pages >= cfg.max_pages):
-            page = saved.get((query, json.dumps(cursor)))
-            if page is None:
+            page = listing.next(finished)
+            if page is None and not finished:
                 online.check()
-                page = fetch_page(cfg, query, cursor, dl)
-                log.append(page)
-            pages += 1
-            sent.add(json.dumps(cursor))
-            for item in page_items(page, cfg.image_base, site):
+                page = listing.fetched(fetch_page(cfg, query, cursor, dl), log)
+            elif page is None and listing.may_ask_again():
+                online.check()
+                page = listing.fetched(fetch_page(cfg, query, listing.last["cursor"], dl), log, again=True)
+            if page is None:
+                break
+            pages += 0 if page.get("again") else 1
+            sent.add(json.dumps(page["cursor"]))
+            for item in listing.new_items(page, _ident, lambda p: page_items(p, cfg.image_base, site)):
                 if n >= budget:
                     return
                 n += 1
                 yield item_row(item, query, cfg, api=api)
             cursor = page["next"]
-            if not cursor or json.dumps(cursor) in sent:
-                break
+            finished = not cursor or json.dumps(cursor) in sent
+
+
+def _ident(item: dict[str, Any]) -> str:
+    return str(item.get("id"))

@@ -51,7 +51,7 @@ def check_columns(cfg: Config, first: dict[str, Any]) -> None:
                              f"pass --{opt.replace('_', '-')} NAME to say which column to use")
 
 
-def list_rows(cfg: Config, state_dir: Path | None = None) -> Iterator[dict[str, Any]]:
+def list_rows(cfg: Config, state_dir: Path | None = None, append: bool = False) -> Iterator[dict[str, Any]]:
     """Yield one ingest row per manifest record (undecodable records become rows with an error)."""
     base = storage.parent(storage.resolve(cfg.path))
     local_base = () if storage.is_remote(base) else (base,)  # beside a remote manifest, only the user's roots

@@ -94,12 +94,12 @@ def bind(cfg: Config, build: Callable[[str, str, dict[str, Any]], Any], load: Ca
     return bound
 
 
-def list_rows(cfg: Config, state_dir: str) -> Iterator[dict[str, Any]]:
-    """Every entry's rows in list order, each entry cut at its ``max_items``."""
+def list_rows(cfg: Config, state_dir: str, append: bool = False) -> Iterator[dict[str, Any]]:
+    """Every entry's rows in list order, each entry cut at its ``max_items`` (`append` is passed on to each)."""
     if cfg.load is None:
         raise ValueError("a multi source's Config is built by surd.sources.build_source_config (which binds it)")
     for entry in cfg.entries:
         sub_state = storage.join(state_dir, entry.name)  # a path or a URL (surd.storage)
         storage.makedirs(sub_state)
-        rows = cfg.load(entry.source).list_rows(entry.config, sub_state)
+        rows = cfg.load(entry.source).list_rows(entry.config, sub_state, append=append)
         yield from islice(rows, entry.max_items) if entry.max_items else rows

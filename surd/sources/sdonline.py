@@ -22,7 +22,7 @@ from surd.fetch.result import FetchError
 from surd.options import config, option
 from surd.sources.rows import web_row
 from surd.sources.sdonline_html import clean_prompt, parse_detail, parse_listing
-from surd.sources.web_state import NetworkGate, PageLog
+from surd.sources.web_state import Listing, NetworkGate, PageLog
 
 TRANSIENT = ("http_5xx_exhausted", "http_429_exhausted", "http_408_exhausted", "timeout", "connection_error",
              "robots_unreachable")  # fmt: skip  # worth a rerun: the run stops and resumes, nothing is rejected
@@ -155,30 +155,40 @@ def _details(cards: list[dict[str, Any]], saved: dict[str, dict[str, Any]], log:
     return [saved[c["url"]] for c in cards]
 
 
-def list_rows(cfg: Config, state_dir: str) -> Iterator[dict[str, Any]]:
-    """Rows of every keyword's listing in page order, following next links; saved pages replayed, the rest fetched."""
+def list_rows(cfg: Config, state_dir: str, append: bool = False) -> Iterator[dict[str, Any]]:
+    """Rows of every keyword's listing in page order, following next links; saved pages replayed, the rest fetched.
+    With `append`, a keyword whose listing had ended asks its last listing page again and goes on from there
+    (`Listing`): the cards that page did not show before are new."""
     log = PageLog(storage.join(state_dir, "sdonline_pages.jsonl"),
                   {"base_url": cfg.base_url, "keywords": list(cfg.keywords)})
-    listings = {p["url"]: p for p in log.pages() if p["kind"] == "listing"}
+    listed = [p for p in log.pages() if p["kind"] == "listing"]
     saved = {p["url"]: p for p in log.pages() if p["kind"] == "detail"}
     dl, budget, n = DownloadConfig(**cfg.http), cfg.max_items or float("inf"), 0
     online = NetworkGate("sdonline", cfg.base_url, dl, state_dir)
     for keyword in cfg.keywords:
-        url, seen = f"{cfg.base_url.rstrip('/')}/prompts/{keyword}", set()
-        while url and url not in seen and not (cfg.max_pages and len(seen) >= cfg.max_pages) and n < budget:
-            seen.add(url)
-            listing = listings.get(url)
-            if listing is None:
+        listing = Listing([p for p in listed if p.get("keyword") == keyword], append)
+        url, seen, finished = f"{cfg.base_url.rstrip('/')}/prompts/{keyword}", set(), False
+        while not (cfg.max_pages and len(seen) >= cfg.max_pages) and n < budget:
+            page = listing.next(finished)
+            if page is None and not finished:
                 online.check()
-                listing = listings[url] = fetch_listing(url, keyword, dl)
-                log.append(listing)
-            cards = listing["cards"][: int(min(len(listing["cards"]), budget - n))]
+                page = listing.fetched(fetch_listing(url, keyword, dl), log)
+            elif page is None and listing.may_ask_again():
+                online.check()
+                page = listing.fetched(fetch_listing(listing.last["url"], keyword, dl), log, again=True)
+            if page is None:
+                break
+            if not page.get("again"):
+                seen.add(page["url"])
+            cards = listing.new_items(page, lambda card: card["url"], lambda p: p["cards"])
+            cards = cards[: int(min(len(cards), budget - n))]
             pages = _details(cards, saved, log, dl, online)
-            if all(not p.get("record", {"recognised": True})["recognised"] for p in pages):
-                raise RuntimeError(f"none of the {len(pages)} detail pages listed on {url} has the expected layout "
-                                   "(Prompt block or editor link): the site changed; update "
+            if pages and all(not p.get("record", {"recognised": True})["recognised"] for p in pages):
+                raise RuntimeError(f"none of the {len(pages)} detail pages listed on {page['url']} has the expected "
+                                   "layout (Prompt block or editor link): the site changed; update "
                                    "surd/sources/sdonline_html.py")
-            for card, page in zip(cards, pages):
+            for card, detail in zip(cards, pages):
                 n += 1
-                yield detail_row(card, page, keyword)
-            url = listing["next"]
+                yield detail_row(card, detail, keyword)
+            url = page["next"]
+            finished = not url or url in seen

@@ -91,7 +91,7 @@ def _refuse_img2dataset_output(cfg: Config, columns: list[str]) -> None:
                              f"`surd ingest webdataset {storage.parent(tar)}` reads them without downloading again")
 
 
-def list_rows(cfg: Config, state_dir: str | None = None) -> Iterator[dict[str, Any]]:
+def list_rows(cfg: Config, state_dir: str | None = None, append: bool = False) -> Iterator[dict[str, Any]]:
     """One row per record; a record without URL or prompt is a row rejected with that reason."""
     cols: tuple[str, str] | None = None
     for i, rec in enumerate(read_records(cfg.path, cfg.format)):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,55 @@ class PageLog:
             f.write(b"".join(_line(r) for r in records))
             f.flush()
             os.fsync(f.fileno())
+
+
+class Listing:
+    """The walk over one paged listing's saved pages, and what an append adds past its end.
+
+    A listing that had ended (no next cursor) is asked for its last page again when a run appends (`may_ask_again`,
+    once a run): that page is saved marked ``again``, and only its items the page before did not hold are new
+    (`new_items`); its next cursor, if it now has one, is followed as usual. A replay of the log walks the same
+    pages, so a rerun lists exactly what the run before listed.
+    """
+
+    def __init__(self, pages: list[dict[str, Any]], append: bool) -> None:
+        self._saved = iter(pages)
+        self.append = append
+        self.last: dict[str, Any] | None = None  # the page taken last
+        self._before: dict[str, Any] | None = None  # the page taken before it
+        self._asked = False
+
+    def _take(self, page: dict[str, Any]) -> dict[str, Any]:
+        self._before, self.last = self.last, page
+        return page
+
+    def next(self, finished: bool) -> dict[str, Any] | None:
+        """The next saved page, or None when none is left; after the listing's end only a page that asked again."""
+        page = next(self._saved, None)
+        if page is None or (finished and not page.get("again")):
+            return None
+        return self._take(page)
+
+    def may_ask_again(self) -> bool:
+        """Whether this run should ask the ended listing's last page again: an append, not asked yet this run."""
+        return self.append and not self._asked and self.last is not None
+
+    def fetched(self, page: dict[str, Any], log: PageLog, again: bool = False) -> dict[str, Any]:
+        """Save a page fetched live (`again`: the last page asked again) and take it."""
+        if again:
+            page = {**page, "again": True}
+            self._asked = True
+        log.append(page)
+        return self._take(page)
+
+    def new_items(self, page: dict[str, Any], ident: Callable[[Any], Any],
+                  items: Callable[[dict[str, Any]], list[Any]] = lambda p: p["items"]) -> list[Any]:
+        """The page's items (`items(page)`); for a page asked again, those the page before it did not hold (by
+        `ident(item)`)."""
+        if not page.get("again") or self._before is None:
+            return list(items(page))
+        seen = {ident(item) for item in items(self._before)}
+        return [item for item in items(page) if ident(item) not in seen]
 
 
 def _line(record: dict[str, Any]) -> bytes:

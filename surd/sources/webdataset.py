@@ -277,7 +277,7 @@ def _sample_row(s: _Sample, location: str, rel: str, cfg: Config, listed: dict[s
     )
 
 
-def list_rows(cfg: Config, state_dir: str | None = None) -> Iterator[dict[str, Any]]:
+def list_rows(cfg: Config, state_dir: str | None = None, append: bool = False) -> Iterator[dict[str, Any]]:
     """One row per sample key, tars in order; then each tar's listed-but-absent keys and tar-level problems."""
     tars = list_tars(cfg.path)
     root = _root(tars)

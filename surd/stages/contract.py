@@ -36,9 +36,10 @@ class Stage(Protocol):
 class SourceStage(Stage, Protocol):
     """A stage whose shards come from a source's rows, not from an input dataset."""
 
-    def plan(self, cfg: Any, state_dir: str) -> list[PlannedShard]:
+    def plan(self, cfg: Any, state_dir: str, append: bool = False) -> list[PlannedShard]:
         """Each output shard's row file (written under `state_dir`, a path or URL that persists across reruns,
-        with cursors and listed pages) and row count; the runner knows the shard count before any shard runs."""
+        with cursors and listed pages) and row count; the runner knows the shard count before any shard runs.
+        With `append`, what the source holds beyond the finished plan goes into new shards after its last one."""
         ...
 
 

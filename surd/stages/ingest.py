@@ -7,10 +7,12 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 import PIL
 
 import surd
 from surd import shards, storage
+from surd.dedup import kept
 from surd.fetch import FetchError, fetch_all
 from surd.fetch.http import DownloadConfig
 from surd.images import ImageConfig, ImageRejected, process_image
@@ -59,14 +61,17 @@ def versions() -> dict[str, str]:
     return {"surd": surd.__version__, "pillow": PIL.__version__}
 
 
-def plan(cfg: Config, state_dir: str) -> list[shards.PlannedShard]:
+def plan(cfg: Config, state_dir: str, append: bool = False) -> list[shards.PlannedShard]:
     """Stream the source's rows into one row file per output shard, each row with its stable key and repeated
-    keys marked (`surd.sources.plan`); a finished plan is reused, so a rerun lists nothing."""
+    keys marked (`surd.sources.plan`); a finished plan is reused, so a rerun lists nothing. With `append`, the
+    source is listed again (a web listing goes on from its saved state) and only the rows not planned yet are
+    planned, into new shards after the last one."""
     storage.makedirs(state_dir)
     source_cfg = cfg.source_config()
     path = getattr(source_cfg, "path", "")
     tag = storage.version_tag(path) if path and storage.isfile(path) else None
-    return plan_rows(get_source(cfg.source).list_rows(source_cfg, state_dir), state_dir, cfg.shard_size, tag)
+    rows = get_source(cfg.source).list_rows(source_cfg, state_dir, append=append)
+    return plan_rows(rows, state_dir, cfg.shard_size, tag, append=append)
 
 
 def _meta(row: dict[str, Any]) -> dict[str, Any]:
@@ -139,21 +144,33 @@ def finalize(output_dir: str, cfg: Config) -> dict[str, int]:
     """Drop images whose bytes repeat an earlier sample's (first by shard, then position wins).
 
     Runs after every shard is done, so the decision never depends on which worker finished first;
-    rerunning it is a no-op. Returns {stem: n dropped}.
+    rerunning it is a no-op. The kept images' sha256 are saved (`surd.dedup.kept`): after an append only the new
+    shards are read, and checked against them. Returns {stem: n dropped}.
     """
     if not cfg.dedup:
         return {}
+    index = kept.read(output_dir, NAME, {"dedup": "sha256"})
+    todo = kept.new_stems(index, shards.list_done(output_dir))
+    if index is None or todo is None:
+        index, todo = kept.KeptIndex({"dedup": "sha256"}), shards.list_done(output_dir)
+    old = index.column("sha256", "U64")
+    order = np.argsort(old)
     first: dict[str, str] = {}
     drops: dict[str, dict[str, tuple[str, str]]] = {}
-    for stem in shards.list_done(output_dir):
-        for row in shards.read_sidecar(output_dir, stem):
-            sha = row["meta"].get("sha256") if row["status"] == "kept" else None
-            if not sha:
-                continue
-            if sha in first:
-                drops.setdefault(stem, {})[row["key"]] = ("duplicate_image", f"same bytes as {first[sha]}")
+    new_keys: list[str] = []
+    for stem in todo:
+        rows = [r for r in shards.read_sidecar(output_dir, stem) if r["status"] == "kept" and r["meta"].get("sha256")]
+        shas = np.asarray([r["meta"]["sha256"] for r in rows], dtype="U64")
+        at = np.minimum(np.searchsorted(old[order], shas), max(len(old) - 1, 0))
+        for row, sha, j in zip(rows, shas.tolist(), at.tolist()):
+            keeper = str(index.keys[order[j]]) if len(old) and old[order[j]] == sha else first.get(sha)
+            if keeper is not None:
+                drops.setdefault(stem, {})[row["key"]] = ("duplicate_image", f"same bytes as {keeper}")
             else:
                 first[sha] = row["key"]
+                new_keys.append(row["key"])
     for stem, keys in drops.items():
         shards.drop_samples(output_dir, stem, keys)
+    index.extend(todo, new_keys, sha256=np.asarray(list(first), dtype="U64"))
+    kept.write(output_dir, NAME, index)
     return {stem: len(keys) for stem, keys in drops.items()}

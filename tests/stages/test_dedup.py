@@ -236,7 +236,7 @@ def test_rerun_and_a_half_applied_decision_end_the_same(tmp_path: Path) -> None:
     half = tmp_path / "half"
     for stem in ("00000", "00001", "00002"):
         shards.write_shard(half, stem, dedup.run(shards.read_shard(src / f"{stem}.tar"), cfg))
-    stems, keys, hashes, prompts = dedup._kept_rows(half)
+    stems, keys, hashes, prompts = dedup._kept_rows(half, shards.list_done(half))
     drops = dedup.first_wins(hashes, 8)
     shards.drop_samples(half, "00002", {keys[d.index]: (d.reason, dedup._detail(d, keys, cfg))
                                         for d in drops if stems[d.index] == "00002"})
