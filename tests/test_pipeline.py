@@ -3,14 +3,23 @@ the command line's flags."""
 
 from __future__ import annotations
 
+import io
+import json
+import re
+from pathlib import Path
+
 import pytest
 import yaml
+from PIL import Image
 from typer.testing import CliRunner
 
 import surd.pipeline as pipeline_mod
+from surd import shards
 from surd.cli import app
 from surd.pipeline import load_pipeline, run_pipeline
+from surd.runner import total_stats
 from tests.conftest import REPO
+from tests.fault_server import Route
 
 SAMPLE = yaml.safe_load((REPO / "pipelines" / "sample.yaml").read_text())
 
@@ -91,3 +100,84 @@ def test_surd_run_needs_no_flags(tmp_path):
     res = CliRunner().invoke(app, ["run", path, "--executor", "local"])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "runs" / "sample" / "00_ingest" / "00001.stats.json").exists()
+
+
+# ---------------------------------------------------------------------------------------------- --append
+
+
+def _served_list(server, tmp_path, rows: list[tuple[str, str]]) -> Path:
+    (tmp_path / "list.csv").write_text("url,caption\n" + "".join(f"{server.url(p)},{c}\n" for p, c in rows))
+    return tmp_path / "list.csv"
+
+
+def _append_pipeline(tmp_path, listing: Path) -> str:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    doc = {"name": "grow", "runs_dir": str(tmp_path / "runs"), "stages": [
+        {"stage": "ingest", "config": {
+            "source": "urls", "path": str(listing), "size": 64, "min_size": 32, "shard_size": 4,
+            "download": {"rate_limit": 0, "allowed_networks": ["127.0.0.0/8"], "timeout": 5, "retries": 0}}},
+        {"stage": "dedup", "config": {"max_distance": 8, "prompt_dedup": True}},
+        {"stage": "caption", "config": {"model": "tiny", "batch_size": 4}},
+        {"stage": "card", "config": {}}]}
+    path = tmp_path / "grow.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+def _samples(stage_dir: Path) -> dict[str, tuple]:
+    """key → (status, reason, detail, json without the caption stage's words, image bytes) over every shard."""
+    images = {s["__key__"]: s.get("jpg") for s in shards.iter_dataset(stage_dir)}
+    return {r["key"]: (r["status"], r["reason"], r["detail"], json.dumps(r["meta"], sort_keys=True)
+                       if "02_caption" not in str(stage_dir) else None, images.get(r["key"]))
+            for stem in shards.list_done(stage_dir) for r in shards.read_sidecar(stage_dir, stem)}
+
+
+def test_an_appended_run_equals_a_fresh_run_over_everything(server, tmp_path):
+    """A URL list gains rows between two runs (new images, an exact copy of an old image, a re-encoded copy, a URL
+    listed again, a repeated prompt, a row without a prompt). `surd run --append` processes only the new shards at
+    every stage and ends with the samples, reasons and stats of a fresh run over the whole list."""
+    photos = sorted((REPO / "manifests/sample/images").glob("*.jpg"))[:15]
+    for i, p in enumerate(photos):
+        server.routes[f"/img/{i}.jpg"] = Route(body=p.read_bytes())
+    with Image.open(photos[2]) as img:
+        buf = io.BytesIO()
+        img.convert("RGB").save(buf, "JPEG", quality=30)
+    server.routes["/img/recoded-2.jpg"] = Route(body=buf.getvalue())
+    server.routes["/img/copy-of-3.jpg"] = Route(body=photos[3].read_bytes())
+    old = [(f"/img/{i}.jpg", f"photo {i}") for i in range(10)]
+    new = [(f"/img/{i}.jpg", f"photo {i}") for i in range(10, 14)] + [
+        ("/img/copy-of-3.jpg", "another prompt"), ("/img/recoded-2.jpg", "recoded"), ("/img/5.jpg", "listed again"),
+        ("/img/none.jpg", ""), ("/img/14.jpg", "Photo 4!")]  # fmt: skip
+    listing = _served_list(server, tmp_path, old)  # one list file for both runs: its path is each row's provenance
+    pipe = _append_pipeline(tmp_path / "a", listing)
+    first = run_pipeline(pipe, progress=False)
+    assert all(r.ok for _, r in first[:3])
+    run_dir = tmp_path / "a" / "runs" / "grow"
+    before = {d.name: sorted(p.name for p in d.glob("*.tar")) for d in run_dir.iterdir() if d.is_dir()}
+
+    _served_list(server, tmp_path, old + new)
+    res = CliRunner().invoke(app, ["run", pipe])  # without --append a grown list is refused, nothing run
+    assert res.exit_code == 2 and "rerun with --append" in res.output
+    assert {d.name: sorted(p.name for p in d.glob("*.tar")) for d in run_dir.iterdir() if d.is_dir()} == before
+    fetched = {p: server.count(p) for p in server.routes}
+    res = CliRunner().invoke(app, ["run", pipe, "--append"])
+    assert res.exit_code == 0, res.output
+    assert "(3 written, 3 already done)" in res.output  # ingest, dedup and caption: only the new shards
+    got = {p for p in server.routes if server.count(p) > fetched[p]}
+    assert got == {p for p, _ in new[:6]} | {"/img/14.jpg"} and all(server.count(p) == fetched[p] + 1 for p in got)
+
+    fresh = tmp_path / "b"
+    run_pipeline(_append_pipeline(fresh, listing), progress=False)
+    for stage in ("00_ingest", "01_dedup", "02_caption"):
+        appended, whole = _samples(run_dir / stage), _samples(fresh / "runs" / "grow" / stage)
+        assert appended == whole, stage
+        a, w = total_stats(run_dir / stage), total_stats(fresh / "runs" / "grow" / stage)
+        assert {k: a[k] for k in ("in", "kept", "rejected")} == {k: w[k] for k in ("in", "kept", "rejected")}
+    assert total_stats(run_dir / "00_ingest")["rejected"] == {"duplicate_image": 1, "duplicate_key": 1,
+                                                              "missing_prompt": 1}
+    assert total_stats(run_dir / "01_dedup")["rejected"] == {"duplicate_prompt": 1, "near_duplicate": 1}
+    when = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d")  # the runs' own dates differ
+    card = when.sub("T", (run_dir / "03_card" / "README.md").read_text())
+    fresh_card = when.sub("T", (fresh / "runs" / "grow" / "03_card" / "README.md").read_text())
+    assert card == fresh_card.replace(str(fresh), str(tmp_path / "a"))  # the card covers the whole run
+    assert "13 samples kept of 18 seen" in card and "| 00_ingest | 19 | 16 |" in card  # old and new rows counted

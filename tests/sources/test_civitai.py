@@ -81,3 +81,24 @@ def test_civitai_max_items_and_validation(server, tmp_path):
                 {"base_url": "ftp://x"}, {"http": {"threads": 0}}):  # fmt: skip
         with pytest.raises(ValueError):
             civitai.Config(**bad)
+
+
+def test_an_append_asks_the_ended_listing_again_and_goes_on(server, tmp_path):
+    """Sort Oldest: new images join the listing's end. The append run asks the last page again (its end grew),
+    follows the new cursors, and yields every item once, old ones replayed from the saved pages."""
+    server.civitai_items = [civitai_item(i, server) for i in range(7)]
+    cfg = civitai.Config(base_url=server.base, limit=2, sort="Oldest", http=HTTP)
+    ids = lambda rows: [int(r["source_id"]) - 1000 for r in rows]  # noqa: E731
+    assert ids(civitai.list_rows(cfg, tmp_path)) == list(range(7))
+    server.civitai_items += [civitai_item(i, server) for i in range(7, 12)]
+    assert ids(civitai.list_rows(cfg, tmp_path)) == list(range(7))  # no append: the saved listing, no request
+    before = len(server.requests)
+    assert ids(civitai.list_rows(cfg, tmp_path, append=True)) == list(range(12))
+    asked = [p for p, _ in server.requests[before:] if p.startswith("/api/v1/images")]
+    assert [p.split("cursor=")[1].split("&")[0] for p in asked] == ["6%7C1700000004", "8%7C1700000006",
+                                                                   "10%7C1700000008"]
+    before = len(server.requests)
+    assert ids(civitai.list_rows(cfg, tmp_path)) == list(range(12))  # the appended listing replays as saved
+    assert len(server.requests) == before
+    assert ids(civitai.list_rows(cfg, tmp_path, append=True)) == list(range(12))  # nothing new: only the re-ask
+    assert len(server.requests) == before + 1

@@ -26,3 +26,19 @@ def test_lexica(server, tmp_path):
     assert len(list(lexica.list_rows(cfg, tmp_path))) == 4 and server.count("/api/v1/search") == before
     with pytest.raises(ValueError, match="query"):
         lexica.Config(queries=())
+
+
+def test_an_append_asks_every_query_again_and_adds_what_is_new(server, tmp_path):
+    def hit(i):
+        return {"id": f"lx{i}", "src": server.url(f"/lexica/{i}.jpg"), "prompt": f"a cat {i}"}
+
+    server.lexica = {"cat": [hit(0), hit(1)], "dog": [hit(2)]}
+    cfg = lexica.Config(queries=("cat", "dog"), base_url=server.base, http=HTTP)
+    assert [r["source_id"] for r in lexica.list_rows(cfg, tmp_path)] == ["lx0", "lx1", "lx2"]
+    server.lexica = {"cat": [hit(3), hit(0), hit(1)], "dog": [hit(2), hit(4)]}  # the search's answers grew
+    assert [r["source_id"] for r in lexica.list_rows(cfg, tmp_path)] == ["lx0", "lx1", "lx2"]
+    appended = [r["source_id"] for r in lexica.list_rows(cfg, tmp_path, append=True)]
+    assert appended == ["lx0", "lx1", "lx3", "lx2", "lx4"]  # each query's earlier answer, then what it lacked
+    before = server.count("/api/v1/search")
+    assert [r["source_id"] for r in lexica.list_rows(cfg, tmp_path)] == appended
+    assert server.count("/api/v1/search") == before

@@ -168,3 +168,18 @@ def test_cli_cursor_mode_end_to_end(server, tmp_path):
     assert options["mode"] == "cursor" and options["image_base"] == server.url("/full_jpg/")
     bad = CliRunner().invoke(app, ["ingest", "lexica", "-q", "fox", "--max-pages", "3", "--out", str(tmp_path / "x")])
     assert bad.exit_code != 0 and "--mode cursor" in bad.output
+
+
+def test_an_append_goes_on_past_each_querys_saved_end(server, tmp_path):
+    prompts = {"fox": prompts_for("fox", 4), "owl": prompts_for("owl", 2)}
+    fake = FakeLexica(server, prompts)
+    cfg = cursor_cfg(server, ("fox", "owl"))
+    assert [r["source_id"] for r in lexica.list_rows(cfg, tmp_path)] == expected_ids(prompts["fox"] + prompts["owl"])
+    grown = {"fox": prompts_for("fox", 8), "owl": prompts_for("owl", 2)}
+    fake.prompts = grown
+    fake.bodies.clear()
+    rows = [r["source_id"] for r in lexica.list_rows(cfg, tmp_path, append=True)]
+    assert rows == expected_ids(grown["fox"] + grown["owl"])
+    assert [(b["text"], b["cursor"]) for b in fake.bodies] == [("fox", 50), ("fox", 100), ("owl", 0)]
+    fake.bodies.clear()
+    assert [r["source_id"] for r in lexica.list_rows(cfg, tmp_path)] == rows and fake.bodies == []

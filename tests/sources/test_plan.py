@@ -130,3 +130,73 @@ def test_rerun_of_a_finished_ingest_reuses_its_plan_and_refuses_a_changed_list(t
     (tmp_path / "l.jsonl").write_text("\n".join([*lines, lines[0]]))  # a row more: the old plan no longer holds
     with pytest.raises(ValueError, match="input list changed"):
         run_stage("ingest", cfg, tmp_path / "out", progress=False)
+
+
+def _plan_of(planned) -> list[tuple[str, str | None]]:
+    return [(r["__key__"], r.get("error") or "") for p in planned for r in shards.read_rows(p.rows)]
+
+
+def test_an_append_plans_only_new_rows_marked_as_a_plan_of_the_whole_list(tmp_path):
+    """The list gains rows (some repeating earlier keys, some erroring): the appended plan holds exactly the rows and
+    marks of a fresh plan over everything, the old shards untouched and the new ones numbered after them."""
+    whole = list(_rows(900, seed=3, dup_every=4, error_every=11))
+    old = whole[:700]
+    first = plan_rows(iter(json.loads(json.dumps(old))), str(tmp_path / "a"), 64, {"v": 1})
+    before = {p.rows: (tmp_path / p.rows).read_bytes() for p in first}
+    grown = plan_rows(iter(json.loads(json.dumps(whole))), str(tmp_path / "a"), 64, {"v": 2}, append=True)
+    fresh = plan_rows(iter(json.loads(json.dumps(whole))), str(tmp_path / "f"), 64, {"v": 2})
+    assert grown[: len(first)] == first and all((tmp_path / r).read_bytes() == b for r, b in before.items())
+    assert [p.stem for p in grown] == [f"{i:05d}" for i in range(len(grown))]
+    assert [p.n for p in grown[len(first):]] == [64, 64, 64, 8]  # 200 new rows in shards of their own
+    assert sorted(_plan_of(grown)) == sorted(_plan_of(fresh))  # the same rows and marks; only the shards differ
+    assert _plan_of(grown) == _plan_of(fresh)  # rows were added at the end: even the order holds
+    marker = json.loads((tmp_path / "a" / "plan" / MARKER).read_text())
+    assert marker["rows"] == 900 and marker["input"] == {"v": 2} and marker["appends"][0]["rows"] == 200
+    assert marker["duplicate_keys"] == json.loads((tmp_path / "f" / "plan" / MARKER).read_text())["duplicate_keys"]
+    assert np.load(tmp_path / "a" / "plan" / "_keys.npy").tolist() == [int(k, 16) for k, _ in _plan_of(grown)]
+
+
+def test_an_append_keeps_a_repeat_listed_more_often_and_skips_an_unchanged_file(tmp_path):
+    rows = [make_row(source="t", source_id=s, image="http://h/x.jpg", complex_prompt="p") for s in "abab"]
+    plan_rows(iter(json.loads(json.dumps(rows[:3]))), str(tmp_path), 2, {"v": 1})  # a, b, a (a repeat)
+    grown = plan_rows(iter(json.loads(json.dumps(rows))), str(tmp_path), 2, {"v": 2}, append=True)
+    new = shards.read_rows(grown[-1].rows)  # only the second b is new, and it repeats b
+    assert [(r["source_id"], r.get("error")) for r in new] == [("b", "duplicate_key")]
+
+    def must_not_list():
+        raise AssertionError("an append over an unchanged file lists nothing")
+        yield
+
+    assert plan_rows(must_not_list(), str(tmp_path), 2, {"v": 2}, append=True) == grown
+
+
+def test_an_append_killed_before_its_marker_is_planned_again(tmp_path):
+    whole = list(_rows(60))
+    plan_rows(iter(json.loads(json.dumps(whole[:40]))), str(tmp_path), 16, {"v": 1})
+
+    def dies_after_listing():
+        yield from json.loads(json.dumps(whole))
+        raise KeyboardInterrupt  # after the new row files, before _keys.npy and the marker
+
+    with pytest.raises(KeyboardInterrupt):
+        plan_rows(dies_after_listing(), str(tmp_path), 16, {"v": 2}, append=True)
+    with pytest.raises(ValueError, match="rerun with --append"):  # the plan is still the old one: refused as before
+        plan_rows(iter([]), str(tmp_path), 16, {"v": 2})
+    grown = plan_rows(iter(json.loads(json.dumps(whole))), str(tmp_path), 16, {"v": 2}, append=True)
+    assert [p.n for p in grown] == [16, 16, 8, 16, 4]
+    assert [r["__key__"] for p in grown for r in shards.read_rows(p.rows)] == [
+        make_key("t", r["source_id"]) for r in whole]
+
+
+def test_an_append_reads_the_keys_of_a_plan_made_before_keys_were_saved(tmp_path):
+    whole = list(_rows(30))
+    plan_rows(iter(json.loads(json.dumps(whole[:20]))), str(tmp_path), 8, {"v": 1})
+    (tmp_path / "plan" / "_keys.npy").unlink()  # as a plan from an older surd
+    grown = plan_rows(iter(json.loads(json.dumps(whole))), str(tmp_path), 8, {"v": 2}, append=True)
+    assert [p.n for p in grown] == [8, 8, 4, 8, 2]
+
+
+def test_an_append_to_nothing_is_a_first_plan(tmp_path):
+    planned = plan_rows(_rows(10), str(tmp_path), 4, {"v": 1}, append=True)
+    assert [p.n for p in planned] == [4, 4, 2]
+    assert "appends" not in json.loads((tmp_path / "plan" / MARKER).read_text())

@@ -203,3 +203,14 @@ def test_cli_ingest_sdonline_end_to_end(server, tmp_path):
     assert kept["21100001"]["negative_prompt"] == "blurry, watermark, text"
     assert kept["21046900"]["extra"]["style"] == "Futurism" and kept["21046900"]["source"] == "sdonline"
     assert shards.read_config(tmp_path / "o")["config"]["options"]["keywords"] == ["UI Design"]
+
+
+def test_an_append_asks_each_keywords_last_listing_page_again(server, tmp_path):
+    asked = serve_site(server)
+    cfg = sdonline.Config(keywords=("UI Design",), base_url=server.base, http=HTTP)
+    rows = [r["source_id"] for r in sdonline.list_rows(cfg, tmp_path)]
+    before = len(server.requests)
+    assert [r["source_id"] for r in sdonline.list_rows(cfg, tmp_path, append=True)] == rows  # nothing new there
+    assert asked == {"1": 1, "2": 1, "3": 2}  # only the last listing page asked again
+    assert [p for p, _ in server.requests[before:] if p.startswith("/image/")] == [
+        "/image/21100004-smart-home-panel"]  # the unrecognised page, asked on every run as before

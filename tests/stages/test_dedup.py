@@ -268,3 +268,91 @@ def test_cli_dedup(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert f"near_duplicate: {len(expect)}" in res.output and "decode_error: 1" in res.output
     assert "Example:" in CliRunner().invoke(app, ["dedup", "--help"]).output
+
+
+# ---------------------------------------------------------------------------------------------- appends
+
+
+def hashed_shards(root: Path, hashes: np.ndarray, prompts: list[str], per_shard: int, stems: list[int]) -> None:
+    """Write shards `stems` of a dedup output whose samples carry the given pHashes (the finalize pass reads only
+    the sidecars' records; the images are stand-ins)."""
+    for s in stems:
+        part = []
+        for i in range(s * per_shard, min(len(hashes), (s + 1) * per_shard)):
+            key = f"{i:016x}"
+            part.append({"__key__": key, "jpg": b"stand-in", "json": {
+                "key": key, "complex_prompt": prompts[i],
+                "stages": {"dedup": {"phash": f"{int(hashes[i]):016x}", "max_distance": 8}}}})
+        shards.write_shard(root, shards.shard_name(s), part)
+
+
+def outcomes(root: Path) -> dict[str, tuple[str, str | None, str | None]]:
+    return {r["key"]: (r["status"], r["reason"], r["detail"])
+            for stem in shards.list_done(root) for r in shards.read_sidecar(root, stem)}
+
+
+@pytest.mark.parametrize("prompt_dedup", [False, True])
+def test_finalize_after_an_append_reads_only_new_shards_and_decides_as_over_everything(tmp_path, monkeypatch,
+                                                                                      prompt_dedup):
+    """Near-duplicates and repeated prompts planted across the old and new shards: deciding the old shards, then
+    again after new ones joined, drops exactly what one decision over all shards drops (same reasons, same
+    keepers), and the second pass reads only the new shards' sidecars."""
+    from surd.stages import dedup
+
+    h, _ = planted(900, 8, seed=11)
+    prompts = [f"A cat {i % 300}!" if i % 4 == 0 else f"prompt {i}" for i in range(len(h))]
+    cfg = Config(max_distance=8, prompt_dedup=prompt_dedup)
+    hashed_shards(tmp_path / "whole", h, prompts, 100, list(range(9)))
+    dedup.finalize(tmp_path / "whole", cfg)
+    hashed_shards(tmp_path / "grown", h, prompts, 100, list(range(6)))
+    dedup.finalize(tmp_path / "grown", cfg)
+    hashed_shards(tmp_path / "grown", h, prompts, 100, [6, 7, 8])
+    read: list[str] = []
+    real = shards.read_sidecar
+    monkeypatch.setattr(shards, "read_sidecar", lambda d, stem: read.append(stem) or real(d, stem))
+    counts = dedup.finalize(tmp_path / "grown", cfg)
+    assert sorted(set(read)) == ["00006", "00007", "00008"]  # the append's shards, and the ones it drops in
+    assert outcomes(tmp_path / "grown") == outcomes(tmp_path / "whole")
+    assert counts[NEAR_DUPLICATE] > 0 and (counts[DUPLICATE_PROMPT] > 0) == prompt_dedup
+    monkeypatch.setattr(shards, "read_sidecar", real)
+    assert dedup.finalize(tmp_path / "grown", cfg) == {NEAR_DUPLICATE: 0, DUPLICATE_PROMPT: 0}  # idempotent
+
+
+def test_a_damaged_or_foreign_index_is_rebuilt_and_a_late_shard_asks_for_it(tmp_path):
+    from surd.dedup import kept
+    from surd.stages import dedup
+
+    h, _ = planted(500, 8, seed=5)
+    prompts = [f"p {i}" for i in range(len(h))]
+    cfg = Config(max_distance=8)
+    hashed_shards(tmp_path / "whole", h, prompts, 100, list(range(5)))
+    dedup.finalize(tmp_path / "whole", cfg)
+    hashed_shards(tmp_path / "grown", h, prompts, 100, [0, 1, 2])
+    dedup.finalize(tmp_path / "grown", cfg)
+    index = tmp_path / "grown" / "_state" / "dedup_kept.npz"
+    index.write_bytes(b"PK\x03\x04 torn")  # damaged: decided over everything again, with the same result
+    hashed_shards(tmp_path / "grown", h, prompts, 100, [3, 4])
+    dedup.finalize(tmp_path / "grown", cfg)
+    assert outcomes(tmp_path / "grown") == outcomes(tmp_path / "whole")
+    assert kept.read(str(tmp_path / "grown"), "dedup", {"max_distance": 9}) is None  # other settings: not used
+    saved = kept.read(str(tmp_path / "grown"), "dedup", {"max_distance": 8, "prompt_dedup": False,
+                                                         "hash": dedup.HASH})
+    assert saved is not None and saved.stems == [f"{i:05d}" for i in range(5)]
+    assert kept.new_stems(saved, [f"{i:05d}" for i in range(7)]) == ["00005", "00006"]
+    assert kept.new_stems(kept.KeptIndex({}, ["00000", "00002"]), ["00000", "00001", "00002"]) is None  # late
+    assert kept.new_stems(kept.KeptIndex({}, ["00000", "00009"]), ["00000"]) is None  # a covered shard gone
+
+
+def test_near_pairs_between_equals_brute_force_across_two_sets() -> None:
+    from surd.dedup.index import near_pairs_between
+
+    h, _ = planted(2400, 10, seed=9)
+    queries, base = h[:400], h[400:]
+    for t in (0, 5, 10):
+        i, j, d = near_pairs_between(queries, base, t)
+        bi, bj, bd = brute_force_pairs(h, t)
+        across = (bi < 400) & (bj >= 400)
+        assert set(zip(i.tolist(), j.tolist(), d.tolist())) == set(
+            zip(bi[across].tolist(), (bj[across] - 400).tolist(), bd[across].tolist()))
+        assert len(i) == int(across.sum())  # each pair once
+    assert [len(a) for a in near_pairs_between(queries[:0], base, 8)] == [0, 0, 0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from PIL import Image
@@ -164,3 +165,39 @@ def test_cli_commands_build_the_ingest_config(server, tmp_path, source):
     assert saved["download"]["threads"] == 4 and saved["download"]["allow_private"] is True
     stats = total_stats(tmp_path / "out")
     assert stats["in"] == stats["kept"] == 2 and stats["shards"] == 2
+
+
+def test_civitai_cli_append_equals_a_fresh_ingest_of_the_grown_listing(server, tmp_path):
+    """The Civitai-like server gains images at its listing's end (sort Oldest) between two runs: `surd ingest
+    civitai --append` lists past the saved end, downloads only the new images into new shards, and ends with the
+    samples of a fresh ingest over the whole listing (one of the new images repeats an old one's bytes)."""
+    server.civitai_items = [civitai_item(i, server, prompt=i != 3) for i in range(7)]
+    for i in range(12):
+        server.routes[f"/xG1/uuid-{i}/original=true/{1000 + i}.jpeg"] = Route(body=jpeg(100 + (i if i != 10 else 4)))
+
+    def ingest(out, *extra):
+        return CliRunner().invoke(app, ["ingest", "civitai", "--base-url", server.base, "--limit", "2", "--sort",
+                                        "Oldest", "--out", str(out), "--allow-private-addresses", "--rate-limit",
+                                        "0", "--size", "64", "--min-size", "32", "--shard-size", "3", *extra])
+
+    assert ingest(tmp_path / "a").exit_code == 0
+    server.civitai_items += [civitai_item(i, server) for i in range(7, 12)]
+    again = ingest(tmp_path / "a")  # without --append: the saved listing, nothing new
+    assert again.exit_code == 0 and "(0 written, 3 already done)" in again.output
+    images = {i: server.count(f"/xG1/uuid-{i}/original=true/{1000 + i}.jpeg") for i in range(12)}
+    res = ingest(tmp_path / "a", "--append")
+    assert res.exit_code == 0, res.output
+    assert "(2 written, 3 already done)" in res.output and "rejected duplicate_image: 1" in res.output
+    assert [server.count(f"/xG1/uuid-{i}/original=true/{1000 + i}.jpeg") - images[i] for i in range(12)] == \
+        [0] * 7 + [1] * 5  # only the new images were downloaded
+    assert ingest(tmp_path / "b").exit_code == 0  # a fresh run over the grown listing
+
+    def samples(out):
+        return {r["key"]: (r["status"], r["reason"], r["detail"], json.dumps(r["meta"], sort_keys=True))
+                for stem in shards.list_done(out) for r in shards.read_sidecar(out, stem)}
+
+    assert samples(tmp_path / "a") == samples(tmp_path / "b") and len(samples(tmp_path / "a")) == 12
+    assert {s["__key__"]: s["jpg"] for s in shards.iter_dataset(tmp_path / "a")} == \
+        {s["__key__"]: s["jpg"] for s in shards.iter_dataset(tmp_path / "b")}
+    assert shards.list_done(tmp_path / "a") == ["00000", "00001", "00002", "00003", "00004"]  # 3 + 2 new shards
+    assert shards.list_done(tmp_path / "b") == ["00000", "00001", "00002", "00003"]  # 12 rows in shards of 3
