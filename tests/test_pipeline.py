@@ -180,4 +180,5 @@ def test_an_appended_run_equals_a_fresh_run_over_everything(server, tmp_path):
     card = when.sub("T", (run_dir / "03_card" / "README.md").read_text())
     fresh_card = when.sub("T", (fresh / "runs" / "grow" / "03_card" / "README.md").read_text())
     assert card == fresh_card.replace(str(fresh), str(tmp_path / "a"))  # the card covers the whole run
+    assert CliRunner().invoke(app, ["verify", str(run_dir)]).exit_code == 0  # stage to stage, old and new shards
     assert "13 samples kept of 18 seen" in card and "| 00_ingest | 19 | 16 |" in card  # old and new rows counted

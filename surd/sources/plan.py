@@ -74,7 +74,12 @@ def planned_keys(state_dir: str, shard_size: int) -> np.ndarray:
         return np.zeros(0, dtype=np.uint64)
     path = storage.join(directory, KEYS)
     if storage.exists(path):  # it may hold more keys than the plan: an append that died before its marker
-        return np.load(io.BytesIO(storage.read_bytes(path)), allow_pickle=False)[: int(doc["rows"])]
+        try:
+            keys = np.load(io.BytesIO(storage.read_bytes(path)), allow_pickle=False)
+        except (ValueError, OSError, EOFError):  # damaged: the row files say the same
+            keys = np.zeros(0, dtype=np.uint64)
+        if keys.dtype == np.uint64 and keys.ndim == 1 and len(keys) >= int(doc["rows"]):
+            return keys[: int(doc["rows"])]
     rows = (r for s in _shards(directory, doc["shards"]) for r in shards.read_rows(s.rows))
     return np.array([int(r["__key__"], 16) for r in rows], dtype=np.uint64)
 

@@ -191,9 +191,16 @@ def test_an_append_killed_before_its_marker_is_planned_again(tmp_path):
 def test_an_append_reads_the_keys_of_a_plan_made_before_keys_were_saved(tmp_path):
     whole = list(_rows(30))
     plan_rows(iter(json.loads(json.dumps(whole[:20]))), str(tmp_path), 8, {"v": 1})
-    (tmp_path / "plan" / "_keys.npy").unlink()  # as a plan from an older surd
+    keys = tmp_path / "plan" / "_keys.npy"
+    keys.unlink()  # as a plan from an older surd
     grown = plan_rows(iter(json.loads(json.dumps(whole))), str(tmp_path), 8, {"v": 2}, append=True)
     assert [p.n for p in grown] == [8, 8, 4, 8, 2]
+    for i, damage in enumerate((keys.read_bytes()[:100], b"", b"not a .npy file")):
+        d = str(tmp_path / f"damaged{i}")  # truncated, empty, not a .npy: the row files are read instead
+        plan_rows(iter(json.loads(json.dumps(whole[:20]))), d, 8, {"v": 1})
+        (tmp_path / f"damaged{i}" / "plan" / "_keys.npy").write_bytes(damage)
+        again = plan_rows(iter(json.loads(json.dumps(whole))), d, 8, {"v": 2}, append=True)
+        assert [p.n for p in again] == [8, 8, 4, 8, 2], damage[:20]
 
 
 def test_an_append_to_nothing_is_a_first_plan(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
+from contextlib import nullcontext
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -13,7 +14,7 @@ import pytest
 from surd import shards
 from surd.runner import run_samples, run_stage
 from surd.sample import make_key
-from tests.conftest import jpeg_bytes
+from tests.conftest import REPO, jpeg_bytes
 
 
 def _cfg(path, **kw):
@@ -156,3 +157,41 @@ def test_stage_runs_on_plain_lists(tmp_path):
     out = run_samples("ingest", [row, bad], _cfg(tmp_path / "m.jsonl", size=64))
     assert out[0]["json"]["complex_prompt"] == "a cat" and len(out[0]["jpg"]) > 0
     assert out[1].reason == "missing_file"
+
+
+@pytest.mark.parametrize("layout", ["manifest", "folder"])
+def test_a_grown_manifest_or_folder_appends_only_its_new_rows(tmp_path, layout):
+    """A manifest / imagefolder gains rows (one repeating an earlier image's bytes): --append ingests only them,
+    into a new shard, and the run equals a fresh ingest of the grown source sample for sample."""
+    photos = sorted((REPO / "manifests/sample/images").glob("*.jpg"))[:9]
+    src = tmp_path / "src"
+    src.mkdir()
+    for p in photos:
+        (src / p.name).write_bytes(p.read_bytes())
+    (src / "again.jpg").write_bytes(photos[0].read_bytes())
+    names = [p.name for p in photos[:6]]
+
+    def write(names: list[str]) -> None:
+        key, text = ("image", "complex_prompt") if layout == "manifest" else ("file_name", "prompt")
+        name = "manifest.jsonl" if layout == "manifest" else "metadata.jsonl"
+        (src / name).write_text("".join(json.dumps({key: n, text: f"prompt {n}"}) + "\n" for n in names))
+
+    path = str(src / "manifest.jsonl") if layout == "manifest" else str(src)
+    cfg = {"source": layout, "path": path, "size": 64, "min_size": 32, "shard_size": 4}
+    write(names)
+    assert run_stage("ingest", cfg, tmp_path / "a", progress=False).ok
+    grown = names + [p.name for p in photos[6:]] + ["again.jpg"]
+    write(grown)
+    with pytest.raises(ValueError, match="rerun with --append") if layout == "manifest" else nullcontext():
+        again = run_stage("ingest", cfg, tmp_path / "a", progress=False)  # a folder: its saved plan, nothing new
+        assert not again.done and again.stats["in"] == 6
+    res = run_stage("ingest", cfg, tmp_path / "a", progress=False, append=True)
+    assert res.ok and res.done == ["00002"] and res.skipped == ["00000", "00001"]
+    fresh = run_stage("ingest", cfg, tmp_path / "b", progress=False)
+
+    def samples(out):
+        return {r["key"]: (r["status"], r["reason"], r["detail"], json.dumps(r["meta"], sort_keys=True))
+                for stem in shards.list_done(out) for r in shards.read_sidecar(out, stem)}
+
+    assert samples(tmp_path / "a") == samples(tmp_path / "b") and len(samples(tmp_path / "a")) == 10
+    assert res.stats["rejected"] == fresh.stats["rejected"] == {"duplicate_image": 1}
