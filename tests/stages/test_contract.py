@@ -22,7 +22,7 @@ def test_stage_conforms(name):
     assert list(inspect.signature(module.run).parameters) == ["samples", "cfg"]
     assert isinstance(module.versions(), dict)
     if isinstance(module, SourceStage):
-        assert list(inspect.signature(module.plan).parameters) == ["cfg", "state_dir"]
+        assert list(inspect.signature(module.plan).parameters) == ["cfg", "state_dir", "append"]
     if isinstance(module, FinalizingStage):
         assert list(inspect.signature(module.finalize).parameters) == ["output_dir", "cfg"]
 
@@ -45,3 +45,5 @@ def test_source_conforms(name):
     assert isinstance(module, Source)
     assert dataclasses.is_dataclass(module.Config) and module.Config.__dataclass_params__.frozen
     assert list(inspect.signature(module.list_rows).parameters)[:2] == ["cfg", "state_dir"]
+    append = inspect.signature(module.list_rows).parameters.get("append")  # --append reaches every source
+    assert append is not None and append.default is False
