@@ -44,6 +44,23 @@ FROM_JOURNAL = {v: k for k, v in TO_JOURNAL.items()}
 SEP = "|"  # journal key = item id | rater
 
 
+# The judging page's parts of the rating page (rating.html): one image, what to check, yes / no / can't tell.
+HTML = {
+    "title": "surd judging page", "what": "judging", "items": "images",
+    "intro": """Each screen shows one generated image, the prompt it was made for, and what to check. Answer <b>yes</b> only if
+  the image shows everything listed (the right number of objects, the right colours, the action), <b>no</b> if it
+  misses any of it, and <b>can't tell</b> if you cannot judge. Nothing tells which model made an image.""",
+    "sides": """\
+    <figure class="side"><img id="img" alt="generated image"></figure>
+    <div><p>Check:</p><ul id="checks"></ul></div>""",
+    "buttons": """\
+    <button id="yes" type="button">Yes (Y)</button>
+    <button id="no" type="button">No (N)</button>
+    <button id="skip" type="button">Can't tell (S)</button>""",
+    "keys": "<kbd>Y</kbd>/<kbd>1</kbd> yes · <kbd>N</kbd>/<kbd>2</kbd> no · <kbd>S</kbd> can't tell · <kbd>U</kbd> back",
+}
+
+
 @dataclass(frozen=True)
 class JudgeConfig:
     """Which images go to the raters: at most ``images`` (a random sample; None = all) of the given models (empty =
@@ -97,7 +114,7 @@ def export_judge(eval_dir: str | os.PathLike, site_dir: str | os.PathLike, cfg: 
         items.append({"id": iid, "prompt": p.text, "type": p.type, "checks": checks(p), "image": rel})
         key[iid] = {"model": m, "prompt_id": p.id, "type": p.type, "seed": s}
     data = {"version": 1, "title": f"{prompts.name}, {len(items)} images", "site_id": site_id, "items": items}
-    key_path = write_page(site, "judge", data, [i["id"] for i in items], Path(eval_dir) / KEY_NAME,
+    key_path = write_page(site, "judge", HTML, data, [i["id"] for i in items], Path(eval_dir) / KEY_NAME,
                           (SITE_FORMAT, KEY_FORMAT), {"items": key})
     return {"images": len(items), "site": site, "key": key_path}
 

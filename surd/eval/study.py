@@ -19,6 +19,7 @@ import os
 import random
 import re
 import shutil
+import string
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,22 @@ CHOICES = ("left", "right", "skip")
 STATIC = Path(__file__).parent / "static"
 REVIEW_STATIC = Path(__file__).parents[1] / "review" / "static"
 _RATER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
+
+
+# The study's parts of the rating page (rating.html): two images side by side, the better one picked.
+HTML = {
+    "title": "surd preference study", "what": "study", "items": "pairs",
+    "intro": """Each screen shows two images made for the same prompt. Pick the one that is <b>better</b>: it follows the
+  prompt and looks good. The images are in random order; nothing tells which model made which.""",
+    "sides": """\
+    <figure id="left" class="side"><img id="img-left" alt="left image"><figcaption>Left <kbd>←</kbd> / <kbd>1</kbd></figcaption></figure>
+    <figure id="right" class="side"><img id="img-right" alt="right image"><figcaption>Right <kbd>→</kbd> / <kbd>2</kbd></figcaption></figure>""",
+    "buttons": """\
+    <button id="pick-left" type="button">Left is better</button>
+    <button id="skip" type="button">Can't tell (S)</button>
+    <button id="pick-right" type="button">Right is better</button>""",
+    "keys": "<kbd>←</kbd>/<kbd>1</kbd> left · <kbd>→</kbd>/<kbd>2</kbd> right · <kbd>S</kbd> can't tell · <kbd>U</kbd> back",
+}
 
 
 @dataclass(frozen=True)
@@ -92,7 +109,7 @@ def export_study(eval_dir: str | os.PathLike, site_dir: str | os.PathLike, cfg: 
         pairs.append({"id": pid, "prompt": p.text, **files})
         key[pid] = {"adapter": a, "left": left, "right": right, "prompt_id": p.id, "type": p.type, "seed": s}
     data = {"version": 1, "title": f"{prompts.name}, {len(pairs)} pairs", "site_id": site_id, "pairs": pairs}
-    key_path = write_page(site, "study", data, [p["id"] for p in pairs], Path(eval_dir) / KEY_NAME,
+    key_path = write_page(site, "study", HTML, data, [p["id"] for p in pairs], Path(eval_dir) / KEY_NAME,
                           (SITE_FORMAT, KEY_FORMAT), {"pairs": key})
     return {"pairs": len(pairs), "site": site, "key": key_path}
 
@@ -115,14 +132,17 @@ def draw(candidates: list, n: int | None, seed: int) -> tuple[random.Random, lis
     return rng, candidates
 
 
-def write_page(site: Path, page: str, data: dict, ids: list[str], key_path: Path, formats: tuple[str, str],
-               key: dict) -> Path:
-    """The files every rating page of an evaluation shares: the page (`page`.html as index.html, `page`.js, the
-    styles, sitekit.js), its data (``window.SURD_<PAGE>``), site.json (what the server accepts) and the key kept
-    beside the evaluation (never in the raters' hands). Returns the key's path."""
-    for name, src in ((f"{page}.html", STATIC), (f"{page}.js", STATIC), ("study.css", STATIC),
+def write_page(site: Path, page: str, html: dict[str, str], data: dict, ids: list[str], key_path: Path,
+               formats: tuple[str, str], key: dict) -> Path:
+    """The files every rating page of an evaluation shares: index.html (rating.html filled with the page's `html`
+    parts: title, intro, sides, buttons, items, keys, what), the controller rating.js and the page's `page`.js that
+    configures it, the styles, sitekit.js, its data (``window.SURD_<PAGE>``), site.json (what the server accepts)
+    and the key kept beside the evaluation (never in the raters' hands). Returns the key's path."""
+    for name, src in ((f"{page}.js", STATIC), ("rating.js", STATIC), ("study.css", STATIC),
                       ("sitekit.js", REVIEW_STATIC), ("style.css", REVIEW_STATIC)):
-        shutil.copyfile(src / name, site / ("index.html" if name == f"{page}.html" else name))
+        shutil.copyfile(src / name, site / name)
+    template = string.Template((STATIC / "rating.html").read_text(encoding="utf-8"))
+    (site / "index.html").write_text(template.substitute(html, page=page), encoding="utf-8")
     (site / "data" / f"{page}.js").write_text(f"window.SURD_{page.upper()} = {_js(data)};\n", encoding="utf-8")
     site_format, key_format = formats
     write_json_atomic(site / "site.json", {"format": site_format, "version": 1, "site_id": data["site_id"],
