@@ -5,7 +5,9 @@ detector, image quality with the paper's t-test and Welch's, the paper's figures
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -148,23 +150,38 @@ study_app.command("serve")(serve_command(
     port=8766))
 
 
-@study_app.command("import")
-def study_import_cmd(
-    run: Path = typer.Argument(..., help="The `surd eval` folder the study was exported from."),
-    answers: list[Path] = typer.Argument(..., help="Answer files (the page's Export) and/or served study folders."),
-) -> None:
-    """Turn the answers into preference percentages with a binomial test and refresh the report.
+def import_command(importer: Callable[[Path, list[Path]], Any], run_help: str, answers_help: str, doc: str,
+                   report: Callable[[Path, Any], None]) -> Callable[..., None]:
+    """A rating page's `import` command: RUN (the evaluation the page was exported from) and ANSWERS (answer files
+    and served page folders); `importer(run, answers)` checks and records them (a DecisionError lists what is
+    wrong, exit 2), `report(run, result)` prints the outcome."""
 
-    Example: surd eval study import eval/ answers-*.json eval-study/
-    """
-    try:
-        res = import_answers(run, list(answers))
-    except DecisionError as exc:
-        fail(str(exc))
+    def command(run: Path = typer.Argument(..., help=run_help),
+                answers: list[Path] = typer.Argument(..., help=answers_help)) -> None:
+        try:
+            result = importer(run, list(answers))
+        except DecisionError as exc:
+            fail(str(exc))
+        report(run, result)
+
+    command.__doc__ = doc
+    return command
+
+
+def _study_report(run: Path, res: dict[str, Any]) -> None:
     for a, p in res["adapters"].items():
         typer.echo(f"{a}: preferred in {100 * p['rate']:.1f}% of {p['n']} votes over the baseline (binomial p = "
                    f"{p['p']:.4g})")
     typer.echo(f"{res['raters']} rater(s); report updated: {run / 'report.html'}")
+
+
+study_app.command("import")(import_command(
+    import_answers, "The `surd eval` folder the study was exported from.",
+    "Answer files (the page's Export) and/or served study folders.",
+    """Turn the answers into preference percentages with a binomial test and refresh the report.
+
+    Example: surd eval study import eval/ answers-*.json eval-study/
+    """, _study_report))
 
 
 @judge_app.command("export")
@@ -196,25 +213,22 @@ judge_app.command("serve")(serve_command(
     port=8767))
 
 
-@judge_app.command("import")
-def judge_import_cmd(
-    run: Path = typer.Argument(..., help="The `surd eval` folder the page was exported from."),
-    answers: list[Path] = typer.Argument(..., help="Answer files (the page's Export) and/or served judging folders."),
-) -> None:
-    """Turn people's answers into the human accuracy and each judge's accuracy and kappa against people.
-
-    Example: surd eval judge import eval/ eval-judge/ answers-*.json
-    """
-    try:
-        human = import_labels(run, list(answers))
-    except DecisionError as exc:
-        fail(str(exc))
+def _judge_report(run: Path, human: dict[str, Any]) -> None:
     for j, e in human["judges"].items():
         acc = "–" if e["accuracy"] is None else f"{100 * e['accuracy']:.1f}%"
         kappa = "–" if e["kappa"] is None else f"{e['kappa']:.2f}"
         typer.echo(f"{j}: agrees with people on {acc} of {e['n']} images (Cohen's kappa {kappa})")
     typer.echo(f"{len(human['raters'])} rater(s), {human['images']} image(s) labelled; report updated: "
                f"{run / 'report.html'}")
+
+
+judge_app.command("import")(import_command(
+    import_labels, "The `surd eval` folder the page was exported from.",
+    "Answer files (the page's Export) and/or served judging folders.",
+    """Turn people's answers into the human accuracy and each judge's accuracy and kappa against people.
+
+    Example: surd eval judge import eval/ eval-judge/ answers-*.json
+    """, _judge_report))
 
 
 def register(app: typer.Typer) -> None:

@@ -17,11 +17,8 @@ and Cohen's κ against people, and the list of disagreements. Answer format::
 
 from __future__ import annotations
 
-import json
 import os
-import random
 import shutil
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,11 +26,11 @@ from typing import Any
 from surd.eval.evaluate import JUDGE_LABELS_NAME, load_config, write_outputs
 from surd.eval.generate import image_path, model_names, seeds
 from surd.eval.prompts import EvalPrompt, load_prompt_set, plural
-from surd.eval.study import _hash, answer_rater, read_page, write_page
+from surd.eval.study import AnswerForm, RatingState, _hash, draw, new_site, read_key, write_page
 from surd.files import write_json_atomic
 from surd.review.journal import JOURNAL_NAME, Change, Journal, make_header, read_journal
 from surd.review.records import DecisionError
-from surd.review.server import ServeConfig, SiteState
+from surd.review.server import ServeConfig
 
 ANSWERS_FORMAT = "surd-eval-judge-answers"
 SERVER_FORMAT = ANSWERS_FORMAT + "-set"
@@ -45,6 +42,23 @@ ANSWERS = ("yes", "no", "skip")
 TO_JOURNAL = {"yes": "accept", "no": "reject", "skip": "undecided"}
 FROM_JOURNAL = {v: k for k, v in TO_JOURNAL.items()}
 SEP = "|"  # journal key = item id | rater
+
+
+# The judging page's parts of the rating page (rating.html): one image, what to check, yes / no / can't tell.
+HTML = {
+    "title": "surd judging page", "what": "judging", "items": "images",
+    "intro": """Each screen shows one generated image, the prompt it was made for, and what to check. Answer <b>yes</b> only if
+  the image shows everything listed (the right number of objects, the right colours, the action), <b>no</b> if it
+  misses any of it, and <b>can't tell</b> if you cannot judge. Nothing tells which model made an image.""",
+    "sides": """\
+    <figure class="side"><img id="img" alt="generated image"></figure>
+    <div><p>Check:</p><ul id="checks"></ul></div>""",
+    "buttons": """\
+    <button id="yes" type="button">Yes (Y)</button>
+    <button id="no" type="button">No (N)</button>
+    <button id="skip" type="button">Can't tell (S)</button>""",
+    "keys": "<kbd>Y</kbd>/<kbd>1</kbd> yes · <kbd>N</kbd>/<kbd>2</kbd> no · <kbd>S</kbd> can't tell · <kbd>U</kbd> back",
+}
 
 
 @dataclass(frozen=True)
@@ -78,9 +92,7 @@ def export_judge(eval_dir: str | os.PathLike, site_dir: str | os.PathLike, cfg: 
     """Write the judging page for an evaluation; returns {"images": n, "site": path, "key": path}."""
     cfg = cfg or JudgeConfig()
     ecfg = load_config(eval_dir)
-    site = Path(site_dir)
-    if site.exists() and any(site.iterdir()):
-        raise FileExistsError(f"{site} is not empty (it may hold answers); choose a new --out folder")
+    site = new_site(site_dir)
     names = model_names(ecfg)
     unknown = sorted(set(cfg.models) - set(names))
     if unknown:
@@ -90,10 +102,7 @@ def export_judge(eval_dir: str | os.PathLike, site_dir: str | os.PathLike, cfg: 
               if (not cfg.types or p.type in cfg.types) and image_path(eval_dir, m, p.id, s).is_file()]
     if not chosen:
         raise FileNotFoundError(f"{eval_dir} has no generated images of those models and types: run `surd eval` first")
-    rng = random.Random(cfg.seed)
-    if cfg.images is not None and cfg.images < len(chosen):
-        chosen = rng.sample(chosen, cfg.images)
-    rng.shuffle(chosen)  # models and prompts interleaved: nothing in the order tells the models apart
+    _, chosen = draw(chosen, cfg.images, cfg.seed)  # models and prompts interleaved: the order tells nothing
     site_id = _hash("judge", Path(eval_dir).resolve(), cfg, len(chosen))[:16]
     (site / "images").mkdir(parents=True)
     (site / "data").mkdir()
@@ -105,29 +114,12 @@ def export_judge(eval_dir: str | os.PathLike, site_dir: str | os.PathLike, cfg: 
         items.append({"id": iid, "prompt": p.text, "type": p.type, "checks": checks(p), "image": rel})
         key[iid] = {"model": m, "prompt_id": p.id, "type": p.type, "seed": s}
     data = {"version": 1, "title": f"{prompts.name}, {len(items)} images", "site_id": site_id, "items": items}
-    key_path = write_page(site, "judge", data, [i["id"] for i in items], Path(eval_dir) / KEY_NAME,
+    key_path = write_page(site, "judge", HTML, data, [i["id"] for i in items], Path(eval_dir) / KEY_NAME,
                           (SITE_FORMAT, KEY_FORMAT), {"items": key})
     return {"images": len(items), "site": site, "key": key_path}
 
 
-def parse_answers(doc: Any, source: str, site_id: str, keys: set[str], problems: list[str]) -> tuple[str, dict]:
-    """(rater, {item id: yes|no|skip}) of one answer document; appends 'source: problem' lines to *problems*."""
-    rater = answer_rater(doc, source, site_id, ANSWERS_FORMAT, "judge", problems)
-    if not rater:
-        return "", {}
-    if not isinstance(doc.get("answers"), dict):
-        problems.append(f"{source}: answers must map item id → {{answer}}")
-        return rater, {}
-    out = {}
-    for iid, a in doc["answers"].items():
-        answer = a.get("answer") if isinstance(a, dict) else None
-        if iid not in keys:
-            problems.append(f"{source}: image {iid!r} is not on this judging page")
-        elif answer not in ANSWERS:
-            problems.append(f"{source}: image {iid!r}: answer must be yes, no or skip, got {answer!r}")
-        else:
-            out[iid] = answer
-    return rater, out
+FORM = AnswerForm(ANSWERS_FORMAT, "judge", "answer", ANSWERS, "image", "on this judging page", "item id")
 
 
 def _from_records(current: dict[str, dict[str, Any]]) -> dict[str, dict[str, str]]:
@@ -139,14 +131,15 @@ def _from_records(current: dict[str, dict[str, Any]]) -> dict[str, dict[str, str
     return out
 
 
-class JudgeState(SiteState):
+class JudgeState(RatingState):
     """A served judging page: the review server's access checks, the review journal as the answer store."""
+
+    SITE_FORMAT = SITE_FORMAT
+    FORM = FORM
 
     def __init__(self, site_dir: str | os.PathLike, cfg: ServeConfig):
         super().__init__(site_dir, cfg)
-        self.site_id, self.keys = read_page(self.root, SITE_FORMAT, "judge")
         self.journal = Journal(self.root, make_header(self.site_id, "review"), (), cfg.snapshot_every)
-        self.lock = threading.Lock()
 
     def _raters(self) -> dict[str, dict[str, str]]:
         recs, _ = self.journal.snapshot()
@@ -164,10 +157,7 @@ class JudgeState(SiteState):
         return {"n": len(self.keys), "raters": raters}
 
     def write(self, payload: Any) -> dict[str, Any]:
-        problems: list[str] = []
-        rater, answers = parse_answers(payload, "request", self.site_id, self.keys, problems)
-        if problems:
-            raise DecisionError(problems)
+        rater, answers = self.checked(payload)
         with self.lock:  # a rater's page holds their latest answers: each write is based on what is stored now
             current = self.journal.current
             changes = [Change(f"{iid}{SEP}{rater}", TO_JOURNAL[a], "",
@@ -192,22 +182,14 @@ def _read_answers(path: Path, key: dict[str, Any], problems: list[str]) -> list[
             problems.append(f"{journal}: answers a different judging page (site {data.header.get('site_id')!r})")
             return []
         return [(str(journal), r, ans) for r, ans in sorted(_from_records(data.current).items())]
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        problems.append(f"{path}: cannot read JSON ({e})")
-        return []
-    rater, answers = parse_answers(doc, str(path), key["site_id"], set(key["items"]), problems)
-    return [(str(path), rater, answers)] if rater else []
+    read = FORM.read(path, key["site_id"], set(key["items"]), problems)
+    return [(str(path), *read)] if read and read[0] else []
 
 
 def import_labels(eval_dir: str | os.PathLike, paths: list[str | os.PathLike]) -> dict[str, Any]:
     """Validate every answer file and served folder, write ``judge_labels.json`` and refresh the report; nothing is
     written if any input is wrong. Returns the report's ``human`` summary."""
-    key_path = Path(eval_dir) / KEY_NAME
-    if not key_path.exists():
-        raise FileNotFoundError(f"{eval_dir} has no {KEY_NAME}: export the judging page from this folder first")
-    key = json.loads(key_path.read_text(encoding="utf-8"))
+    key = read_key(eval_dir, KEY_NAME, "the judging page")
     problems: list[str] = []
     by_rater: dict[str, dict[str, str]] = {}
     if not paths:

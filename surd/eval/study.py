@@ -19,10 +19,11 @@ import os
 import random
 import re
 import shutil
+import string
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from surd.eval.config import BASELINE
 from surd.eval.evaluate import STUDY_RESULTS_NAME, load_config, write_outputs
@@ -43,6 +44,22 @@ CHOICES = ("left", "right", "skip")
 STATIC = Path(__file__).parent / "static"
 REVIEW_STATIC = Path(__file__).parents[1] / "review" / "static"
 _RATER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
+
+
+# The study's parts of the rating page (rating.html): two images side by side, the better one picked.
+HTML = {
+    "title": "surd preference study", "what": "study", "items": "pairs",
+    "intro": """Each screen shows two images made for the same prompt. Pick the one that is <b>better</b>: it follows the
+  prompt and looks good. The images are in random order; nothing tells which model made which.""",
+    "sides": """\
+    <figure id="left" class="side"><img id="img-left" alt="left image"><figcaption>Left <kbd>←</kbd> / <kbd>1</kbd></figcaption></figure>
+    <figure id="right" class="side"><img id="img-right" alt="right image"><figcaption>Right <kbd>→</kbd> / <kbd>2</kbd></figcaption></figure>""",
+    "buttons": """\
+    <button id="pick-left" type="button">Left is better</button>
+    <button id="skip" type="button">Can't tell (S)</button>
+    <button id="pick-right" type="button">Right is better</button>""",
+    "keys": "<kbd>←</kbd>/<kbd>1</kbd> left · <kbd>→</kbd>/<kbd>2</kbd> right · <kbd>S</kbd> can't tell · <kbd>U</kbd> back",
+}
 
 
 @dataclass(frozen=True)
@@ -66,9 +83,7 @@ def export_study(eval_dir: str | os.PathLike, site_dir: str | os.PathLike, cfg: 
     """Write the study page for an evaluation; returns {"pairs": n, "site": path, "key": path}."""
     cfg = cfg or StudyConfig()
     ecfg = load_config(eval_dir)
-    site = Path(site_dir)
-    if site.exists() and any(site.iterdir()):
-        raise FileExistsError(f"{site} is not empty (it may hold answers); choose a new --out folder")
+    site = new_site(site_dir)
     names = list(ecfg.model_dirs(check=False))
     adapters = list(cfg.adapters or names)
     unknown = sorted(set(adapters) - set(names))
@@ -79,10 +94,7 @@ def export_study(eval_dir: str | os.PathLike, site_dir: str | os.PathLike, cfg: 
                   if image_path(eval_dir, BASELINE, p.id, s).is_file() and image_path(eval_dir, a, p.id, s).is_file()]
     if not candidates:
         raise FileNotFoundError(f"{eval_dir} has no generated image pairs: run `surd eval` first")
-    rng = random.Random(cfg.seed)
-    if cfg.pairs is not None and cfg.pairs < len(candidates):
-        candidates = rng.sample(candidates, cfg.pairs)
-    rng.shuffle(candidates)
+    rng, candidates = draw(candidates, cfg.pairs, cfg.seed)
     site_id = _hash(Path(eval_dir).resolve(), cfg, len(candidates))[:16]
     (site / "images").mkdir(parents=True)
     (site / "data").mkdir()
@@ -97,19 +109,40 @@ def export_study(eval_dir: str | os.PathLike, site_dir: str | os.PathLike, cfg: 
         pairs.append({"id": pid, "prompt": p.text, **files})
         key[pid] = {"adapter": a, "left": left, "right": right, "prompt_id": p.id, "type": p.type, "seed": s}
     data = {"version": 1, "title": f"{prompts.name}, {len(pairs)} pairs", "site_id": site_id, "pairs": pairs}
-    key_path = write_page(site, "study", data, [p["id"] for p in pairs], Path(eval_dir) / KEY_NAME,
+    key_path = write_page(site, "study", HTML, data, [p["id"] for p in pairs], Path(eval_dir) / KEY_NAME,
                           (SITE_FORMAT, KEY_FORMAT), {"pairs": key})
     return {"pairs": len(pairs), "site": site, "key": key_path}
 
 
-def write_page(site: Path, page: str, data: dict, ids: list[str], key_path: Path, formats: tuple[str, str],
-               key: dict) -> Path:
-    """The files every rating page of an evaluation shares: the page (`page`.html as index.html, `page`.js, the
-    styles, sitekit.js), its data (``window.SURD_<PAGE>``), site.json (what the server accepts) and the key kept
-    beside the evaluation (never in the raters' hands). Returns the key's path."""
-    for name, src in ((f"{page}.html", STATIC), (f"{page}.js", STATIC), ("study.css", STATIC),
+def new_site(site_dir: str | os.PathLike) -> Path:
+    """The folder a new rating page is written to: it must not exist or be empty (a used one may hold answers)."""
+    site = Path(site_dir)
+    if site.exists() and any(site.iterdir()):
+        raise FileExistsError(f"{site} is not empty (it may hold answers); choose a new --out folder")
+    return site
+
+
+def draw(candidates: list, n: int | None, seed: int) -> tuple[random.Random, list]:
+    """At most `n` of `candidates` (a random sample; None = all), shuffled by `seed`, and the generator that drew
+    them (for the page's further random choices)."""
+    rng = random.Random(seed)
+    if n is not None and n < len(candidates):
+        candidates = rng.sample(candidates, n)
+    rng.shuffle(candidates)
+    return rng, candidates
+
+
+def write_page(site: Path, page: str, html: dict[str, str], data: dict, ids: list[str], key_path: Path,
+               formats: tuple[str, str], key: dict) -> Path:
+    """The files every rating page of an evaluation shares: index.html (rating.html filled with the page's `html`
+    parts: title, intro, sides, buttons, items, keys, what), the controller rating.js and the page's `page`.js that
+    configures it, the styles, sitekit.js, its data (``window.SURD_<PAGE>``), site.json (what the server accepts)
+    and the key kept beside the evaluation (never in the raters' hands). Returns the key's path."""
+    for name, src in ((f"{page}.js", STATIC), ("rating.js", STATIC), ("study.css", STATIC),
                       ("sitekit.js", REVIEW_STATIC), ("style.css", REVIEW_STATIC)):
-        shutil.copyfile(src / name, site / ("index.html" if name == f"{page}.html" else name))
+        shutil.copyfile(src / name, site / name)
+    template = string.Template((STATIC / "rating.html").read_text(encoding="utf-8"))
+    (site / "index.html").write_text(template.substitute(html, page=page), encoding="utf-8")
     (site / "data" / f"{page}.js").write_text(f"window.SURD_{page.upper()} = {_js(data)};\n", encoding="utf-8")
     site_format, key_format = formats
     write_json_atomic(site / "site.json", {"format": site_format, "version": 1, "site_id": data["site_id"],
@@ -149,38 +182,92 @@ def answer_rater(doc: Any, source: str, site_id: str, fmt: str, what: str, probl
     return rater
 
 
-def parse_answers(doc: Any, source: str, site_id: str, keys: set[str], problems: list[str]) -> tuple[str, dict]:
-    """(rater, {pair id: choice}) of one answer document; appends 'source: problem' lines to *problems*."""
-    rater = answer_rater(doc, source, site_id, ANSWERS_FORMAT, "study", problems)
-    if not rater:
-        return "", {}
-    answers = doc.get("answers")
-    if not isinstance(answers, dict):
-        problems.append(f"{source}: answers must map pair id → {{choice}}")
-        return rater, {}
-    out = {}
-    for pid, a in answers.items():
-        choice = a.get("choice") if isinstance(a, dict) else None
-        if pid not in keys:
-            problems.append(f"{source}: pair {pid!r} is not in this study")
-        elif choice not in CHOICES:
-            problems.append(f"{source}: pair {pid!r}: choice must be left, right or skip, got {choice!r}")
-        else:
-            out[pid] = choice
-    return rater, out
+@dataclass(frozen=True)
+class AnswerForm:
+    """What the answer documents of one kind of rating page hold, and how its messages name things: the format,
+    the page ("study"), the answer field ("choice") and its values, an item ("pair") and where items are ("in this
+    study")."""
+
+    fmt: str
+    page: str
+    field: str
+    values: tuple[str, ...]
+    item: str
+    where: str
+    id_name: str
+
+    def parse(self, doc: Any, source: str, site_id: str, keys: set[str], problems: list[str]) -> tuple[str, dict]:
+        """(rater, {item id: answer}) of one answer document; appends 'source: problem' lines to *problems*."""
+        rater = answer_rater(doc, source, site_id, self.fmt, self.page, problems)
+        if not rater:
+            return "", {}
+        answers = doc.get("answers")
+        if not isinstance(answers, dict):
+            problems.append(f"{source}: answers must map {self.id_name} → {{{self.field}}}")
+            return rater, {}
+        allowed = ", ".join(self.values[:-1]) + f" or {self.values[-1]}"
+        out = {}
+        for iid, a in answers.items():
+            value = a.get(self.field) if isinstance(a, dict) else None
+            if iid not in keys:
+                problems.append(f"{source}: {self.item} {iid!r} is not {self.where}")
+            elif value not in self.values:
+                problems.append(f"{source}: {self.item} {iid!r}: {self.field} must be {allowed}, got {value!r}")
+            else:
+                out[iid] = value
+        return rater, out
+
+    def read(self, path: Path, site_id: str, keys: set[str], problems: list[str]) -> tuple[str, dict] | None:
+        """`parse` of one answer file; None (and a problem) when the file cannot be read as JSON."""
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            problems.append(f"{path}: cannot read JSON ({e})")
+            return None
+        return self.parse(doc, str(path), site_id, keys, problems)
 
 
-class StudyState(SiteState):
+def read_key(eval_dir: str | os.PathLike, name: str, page: str) -> dict[str, Any]:
+    """The key a rating page's export kept beside the evaluation (`name`); the error says to export `page` first."""
+    key_path = Path(eval_dir) / name
+    if not key_path.exists():
+        raise FileNotFoundError(f"{eval_dir} has no {name}: export {page} from this folder first")
+    return json.loads(key_path.read_text(encoding="utf-8"))
+
+
+FORM = AnswerForm(ANSWERS_FORMAT, "study", "choice", CHOICES, "pair", "in this study", "pair id")
+
+
+class RatingState(SiteState):
+    """A served rating page: the review server's access checks, the page's site.json (`read_page`), answer
+    documents checked by the subclass's `FORM`; the subclass stores them."""
+
+    SITE_FORMAT: ClassVar[str]
+    FORM: ClassVar[AnswerForm]
+
+    def __init__(self, site_dir: str | os.PathLike, cfg: ServeConfig):
+        super().__init__(site_dir, cfg)
+        self.site_id, self.keys = read_page(self.root, self.SITE_FORMAT, self.FORM.page)
+        self.lock = threading.Lock()
+
+    def checked(self, payload: Any) -> tuple[str, dict[str, str]]:
+        """(rater, {item id: answer}) of a posted answer document; a DecisionError lists every problem."""
+        problems: list[str] = []
+        rater, answers = self.FORM.parse(payload, "request", self.site_id, self.keys, problems)
+        if problems:
+            raise DecisionError(problems)
+        return rater, answers
+
+
+class StudyState(RatingState):
     """A served study (the review server with its access checks, this answer store): one answers file per rater.
 
     ``GET /api/decisions`` gives every rater's answers (the page picks its rater's), ``POST`` one rater's whole
     answer document, ``GET /api/status`` how many pairs each rater answered.
     """
 
-    def __init__(self, site_dir: str | os.PathLike, cfg: ServeConfig):
-        super().__init__(site_dir, cfg)
-        self.site_id, self.keys = read_page(self.root, SITE_FORMAT, "study")
-        self.lock = threading.Lock()
+    SITE_FORMAT = SITE_FORMAT
+    FORM = FORM
 
     def _raters(self) -> dict[str, dict[str, Any]]:
         with self.lock:
@@ -195,10 +282,7 @@ class StudyState(SiteState):
         return {"n": len(self.keys), "raters": raters}
 
     def write(self, payload: Any) -> dict[str, Any]:
-        problems: list[str] = []
-        rater, answers = parse_answers(payload, "request", self.site_id, self.keys, problems)
-        if problems:
-            raise DecisionError(problems)
+        rater, answers = self.checked(payload)
         (self.root / "answers").mkdir(exist_ok=True)
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", rater) + "-" + _hash(rater)[:6] + ".json"
         with self.lock:
@@ -216,22 +300,17 @@ def _answer_files(paths: list[Path]) -> list[Path]:
 def import_answers(eval_dir: str | os.PathLike, paths: list[str | os.PathLike]) -> dict[str, Any]:
     """Validate every answer file (or served study folder), then write the preference results and refresh the
     report; nothing is written if any file is wrong."""
-    key_path = Path(eval_dir) / KEY_NAME
-    if not key_path.exists():
-        raise FileNotFoundError(f"{eval_dir} has no {KEY_NAME}: export the study from this folder first")
-    key = json.loads(key_path.read_text(encoding="utf-8"))
+    key = read_key(eval_dir, KEY_NAME, "the study")
     problems: list[str] = []
     by_rater: dict[str, dict[str, str]] = {}
     files = _answer_files([Path(p) for p in paths])
     if not files:
         problems.append("no answer files given (and no answers/ in the given study folders)")
     for f in files:
-        try:
-            doc = json.loads(Path(f).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            problems.append(f"{f}: cannot read JSON ({e})")
+        read = FORM.read(f, key["site_id"], set(key["pairs"]), problems)
+        if read is None:
             continue
-        rater, answers = parse_answers(doc, str(f), key["site_id"], set(key["pairs"]), problems)
+        rater, answers = read
         if rater in by_rater:
             problems.append(f"{f}: rater {rater!r} appears in more than one file; keep one file per rater")
         by_rater[rater] = answers

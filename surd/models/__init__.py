@@ -123,6 +123,30 @@ def resolve_dtype(dtype: str, device: Any) -> Any:
     return torch.float32
 
 
+def placement(device: str, dtype: str) -> tuple[Any, Any]:
+    """The torch device and dtype a model loads to: `resolve_device`, then `resolve_dtype` for that device."""
+    dev = resolve_device(device)
+    return dev, resolve_dtype(dtype, dev)
+
+
+def frozen_on(model: Any, device: Any, dtype: Any) -> Any:
+    """A loaded model on its device and dtype, in eval mode, with gradients off (how every model stage runs it)."""
+    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+
+
+@dataclass
+class LoadedModel:
+    """A loaded transformers model with its processor, where it runs, and what a stage records about it (the
+    captioners' common part: `surd.models.blip.Captioner`, `surd.models.vlm.VisionLanguageModel`)."""
+
+    model: Any
+    processor: Any
+    device: Any
+    dtype: Any
+    label: str
+    revision: str
+
+
 def model_revision(model: Any) -> str:
     """The hub commit a transformers/diffusers model was loaded from, or ``local``/``tiny``."""
     cfg = getattr(model, "config", None)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from surd.deps import require
-from surd.models import TINY, ModelCache, ModelLoadError, offline_hint, parse_spec, resolve_device, resolve_dtype
+from surd.models import TINY, LoadedModel, ModelCache, ModelLoadError, frozen_on, offline_hint, parse_spec, placement
 
 DEFAULT_MODEL = "Salesforce/blip-image-captioning-base"
 
@@ -43,15 +43,8 @@ def tiny_vocab() -> list[str]:
 
 
 @dataclass
-class Captioner:
-    """A loaded captioning model with what a stage needs to run and record it."""
-
-    model: Any
-    processor: Any
-    device: Any
-    dtype: Any
-    label: str
-    revision: str
+class Captioner(LoadedModel):
+    """A loaded BLIP captioning model with what a stage needs to run and record it."""
 
 
 _MODELS = ModelCache()
@@ -118,8 +111,7 @@ def load_captioner(spec: str = DEFAULT_MODEL, *, revision: str | None = None, la
 
     def build() -> Captioner:
         parsed = parse_spec(spec)
-        dev = resolve_device(device)
-        dt = resolve_dtype(dtype, dev)
+        dev, dt = placement(device, dtype)
         if parsed.kind == TINY:
             processor = tiny_processor()
             model, rev = tiny_model(processor), TINY
@@ -129,8 +121,7 @@ def load_captioner(spec: str = DEFAULT_MODEL, *, revision: str | None = None, la
         if lavis_checkpoint:
             load_lavis_checkpoint(model, lavis_checkpoint)
             rev = f"lavis:{Path(lavis_checkpoint).name}"
-        model = model.to(device=dev, dtype=dt).eval().requires_grad_(False)
-        return Captioner(model, processor, dev, dt, parsed.label, rev)
+        return Captioner(frozen_on(model, dev, dt), processor, dev, dt, parsed.label, rev)
 
     return _MODELS.get((spec, revision, lavis_checkpoint, device, dtype), build)
 

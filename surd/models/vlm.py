@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from surd.deps import require
-from surd.models import ModelCache, ModelLoadError, offline_hint, parse_spec, resolve_device, resolve_dtype
+from surd.models import LoadedModel, ModelCache, ModelLoadError, frozen_on, offline_hint, parse_spec, placement
 
 # model_type → (style, default instruction)
 FAMILIES = {"blip-2": ("prefix", ""), "florence2": ("task", "<CAPTION>"),
@@ -35,15 +35,9 @@ _MODELS = ModelCache()
 
 
 @dataclass
-class VisionLanguageModel:
+class VisionLanguageModel(LoadedModel):
     """A loaded image-to-text model, its processor, and how to ask it for a caption."""
 
-    model: Any
-    processor: Any
-    device: Any
-    dtype: Any
-    label: str
-    revision: str
     family: str  # the config's model_type
     style: str  # prefix | task | chat
 
@@ -76,8 +70,7 @@ def load_vlm(spec: str, *, revision: str | None = None, device: str = "auto", dt
     """Load (once per process) an image-to-text model from a hub id, a local folder or a ``tiny-*`` spec."""
 
     def build() -> VisionLanguageModel:
-        dev = resolve_device(device)
-        dt = resolve_dtype(dtype, dev)
+        dev, dt = placement(device, dtype)
         family = model_type(spec, revision)
         if spec in TINY_SPECS:
             model, processor = TINY_BUILDERS[spec]()
@@ -96,8 +89,8 @@ def load_vlm(spec: str, *, revision: str | None = None, device: str = "auto", dt
         tokenizer = getattr(processor, "tokenizer", None)
         if tokenizer is not None:
             tokenizer.padding_side = "left"  # batched generation: prompts end where the caption starts
-        model = model.to(device=dev, dtype=dt).eval().requires_grad_(False)
-        return VisionLanguageModel(model, processor, dev, dt, label, rev, family, _style(family, processor))
+        return VisionLanguageModel(frozen_on(model, dev, dt), processor, dev, dt, label, rev, family,
+                                   _style(family, processor))
 
     return _MODELS.get((spec, revision, device, dtype), build)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from surd.deps import require
-from surd.models import TINY, ModelCache, ModelLoadError, offline_hint, parse_spec, resolve_device, resolve_dtype
+from surd.models import TINY, ModelCache, ModelLoadError, frozen_on, offline_hint, parse_spec, placement
 from surd.models.blip import tiny_model, tiny_processor
 
 DEFAULT_VQA = "Salesforce/blip-vqa-base"
@@ -48,8 +48,7 @@ def load_vqa(spec: str = DEFAULT_VQA, *, device: str = "auto", dtype: str = "aut
 def _build_vqa(spec: str, device: str, dtype: str) -> VQAModel:
     tf = require("transformers", "eval")
     parsed = parse_spec(spec)
-    dev = resolve_device(device)
-    dt = resolve_dtype(dtype, dev)
+    dev, dt = placement(device, dtype)
     if parsed.kind == TINY:
         processor = tiny_processor()
         model = tiny_model(processor, cls="BlipForQuestionAnswering")
@@ -62,5 +61,4 @@ def _build_vqa(spec: str, device: str, dtype: str) -> VQAModel:
                 raise ModelLoadError(offline_hint(parsed.value, "--vqa-model") + f" ({e})") from e
             raise ModelLoadError(f"could not load a BLIP VQA model from {parsed.value}: the folder needs "
                                  f"config.json, weights and the processor files of save_pretrained ({e})") from e
-    model = model.to(device=dev, dtype=dt).eval().requires_grad_(False)
-    return VQAModel(model, processor, dev, dt, parsed.label)
+    return VQAModel(frozen_on(model, dev, dt), processor, dev, dt, parsed.label)

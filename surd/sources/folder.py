@@ -27,7 +27,7 @@ from typing import Any
 from surd import trust
 from surd.options import config, option
 from surd.sources.rows import make_row
-from surd.sources.tables import BAD, read_records, text
+from surd.sources.tables import BAD, columns, read_records, text
 
 METADATA_NAMES = ("metadata.jsonl", "metadata.csv", "metadata.parquet")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp")
@@ -38,20 +38,17 @@ SPLITS = {"train": ("train", "training"), "validation": ("validation", "valid", 
 _SPLIT_DIR = re.compile(r"^([a-z]+)(?:[-._ 0-9].*)?$")
 
 
+_COLUMNS = columns(image_col=("file_name", "its file name"), prompt_col="prompt",
+                   simple_col=("text", "the BLIP caption"), negative_col="negative_prompt",
+                   id_col=("source_id", "default: the image's path relative to the folder"), source_col="source",
+                   license_col="license", provenance_col="provenance")
+
+
 @config
-class Config:
+class Config(_COLUMNS):
     """The folder and which metadata columns hold what (the defaults are the official and imagefolder names)."""
 
     path: str = option("", help='Folder of images + metadata.jsonl/.csv (file_name, text, prompt).', cli=False)
-    image_col: str = option("file_name", help='Metadata column with the image file name.')
-    prompt_col: str = option("prompt", help='Metadata column with the complex prompt.')
-    simple_col: str = option("text", help='Metadata column with the simple prompt (BLIP caption).')
-    negative_col: str = option("negative_prompt", help='Metadata column with the negative prompt (optional).')
-    id_col: str = option("source_id",
-                        help="Metadata column with a stable id (default: the image's path relative to the folder).")
-    source_col: str = option("source", help="Metadata column naming each row's source (optional).")
-    license_col: str = option("license", help="Metadata column with each row's license (optional).")
-    provenance_col: str = option("provenance", help="Metadata column with each row's provenance (optional).")
     source_name: str = option("surd", help='Source name when the metadata has no source column.')
     allowed_roots: tuple[str, ...] = option((), flag="--allow-root", help="A folder images may also resolve into "
                                             "(repeatable); by default only this folder, symlinks resolved.")

@@ -24,6 +24,7 @@ from surd.fetch.tar import tar_ref
 from surd.files import write_bytes_atomic
 from surd.options import config, option
 from surd.sources.rows import make_row
+from surd.sources.tables import columns
 
 IMAGE_COLUMNS = ("image", "img", "jpg", "jpeg", "png", "webp")
 PROMPT_COLUMNS = ("prompt", "complex_prompt", "caption", "text", "TEXT", "txt", "Prompt")
@@ -31,8 +32,13 @@ ID_COLUMNS = ("__key__", "key", "id", "image_id", "source_id")
 SPOOL_DIR = "hf"
 
 
+_COLUMNS = columns(image_col=("", "'' = the first Image feature, else image, img, jpg, ..."),
+                   prompt_col=("", "'' = prompt, complex_prompt, caption, text, ..."), negative_col="negative_prompt",
+                   simple_col="", id_col=("", "'' = __key__, key, id, ...; else <split>/<row number>"))
+
+
 @config
-class Config:
+class Config(_COLUMNS):
     """Which dataset, config and splits to read, and which columns hold the image, prompts and id."""
 
     path: str = option("", cli=False,
@@ -40,11 +46,6 @@ class Config:
     name: str = option("", help="The dataset's config name ('' = its default).")
     split: str = option("", help="Split(s) to read, comma-separated ('' = every split).")
     revision: str = option("", help="Hub branch, tag or commit ('' = main).")
-    image_col: str = option("", help="Image column ('' = the first Image feature, else image, img, jpg, ...).")
-    prompt_col: str = option("", help="Prompt column ('' = prompt, complex_prompt, caption, text, ...).")
-    negative_col: str = option("negative_prompt", help='Negative prompt column (used when present).')
-    simple_col: str = option("", help='Simple prompt column, if the dataset has one.')
-    id_col: str = option("", help="Stable id column ('' = __key__, key, id, ...; else <split>/<row number>).")
     streaming: bool = option(True,
                             help='Stream from the hub (nothing downloaded ahead); local folders are read in place.')
     spool_images: int = option(1000, help='Images per spooled tar.', ge=1)

@@ -15,23 +15,20 @@ from typing import Any, ClassVar
 from surd import storage, trust
 from surd.options import config, option
 from surd.sources.rows import make_row
-from surd.sources.tables import BAD, TableFile, read_records, text
+from surd.sources.tables import BAD, TableFile, columns, read_records, text
+
+_COLUMNS = columns(image_col=("image", "a path or file:// URL, relative to the manifest"), prompt_col="complex_prompt",
+                   negative_col="negative_prompt", simple_col="simple_prompt",
+                   id_col=("source_id", "default: the image path"), source_col="source", license_col="license",
+                   provenance_col="provenance")
 
 
 @config
-class Config(TableFile):
+class Config(_COLUMNS, TableFile):
     """Which file to read (`TableFile`: path, format) and which columns hold what (override to match your
     manifest)."""
 
     WHAT: ClassVar[str] = "manifest"
-    image_col: str = option("image", help='Column with the image path or file:// URL (relative to the manifest).')
-    prompt_col: str = option("complex_prompt", help='Column with the complex (keyword) prompt.')
-    negative_col: str = option("negative_prompt", help='Column with the negative prompt (optional).')
-    simple_col: str = option("simple_prompt", help='Column with a simple prompt, if you already have one.')
-    id_col: str = option("source_id", help='Column with a stable id (default: the image path).')
-    source_col: str = option("source", help="Column naming each row's source (optional).")
-    license_col: str = option("license", help="Column with each row's license (optional).")
-    provenance_col: str = option("provenance", help="Column with each row's provenance (optional).")
     source_name: str = option("local", help='Source name when there is no source column.')
     allowed_roots: tuple[str, ...] = option((), flag="--allow-root", help="A folder local images may also lie in "
                                             "(repeatable); by default only the manifest's folder, symlinks resolved.")

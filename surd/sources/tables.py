@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -56,6 +57,28 @@ class TableFile:
 
     def __post_init__(self) -> None:
         check_table(self.path, self.format, self.WHAT)
+
+
+# What each column option of a row source names (its help: "Column with …"); a source picks the ones it reads.
+COLUMNS = {
+    "image_col": "the image", "url_col": "the image URL", "prompt_col": "the complex (keyword) prompt",
+    "caption_col": "the prompt", "negative_col": "the negative prompt, if any", "simple_col": "a simple prompt, if any",
+    "id_col": "a stable id", "source_col": "each row's source, if any", "license_col": "each row's license, if any",
+    "provenance_col": "each row's provenance, if any",
+}
+
+
+def columns(**given: str | tuple[str, str]) -> type:
+    """A config base declaring the column options a source reads, in the order given: ``name=default``, or
+    ``name=(default, note)`` where the note says what the default (or '') means; the help comes from `COLUMNS`.
+    A plain frozen dataclass: the source's own `config` class checks the fields, and its ``super().__post_init__()``
+    reaches the next base (`TableFile`)."""
+    body: dict[str, Any] = {"__annotations__": {}, "__module__": __name__, "__doc__": "A source's column options."}
+    for name, value in given.items():
+        default, note = value if isinstance(value, tuple) else (value, "")
+        body["__annotations__"][name] = str
+        body[name] = option(default, help=f"Column with {COLUMNS[name]}" + (f" ({note})." if note else "."))
+    return dataclass(frozen=True)(type("Columns", (), body))
 
 
 def _bad(raw: bytes, reason: str, detail: str) -> dict[str, Any]:

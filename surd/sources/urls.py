@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from surd import storage
 from surd.options import config, option
 from surd.sources.rows import make_row
-from surd.sources.tables import BAD, TableFile, read_records, text
+from surd.sources.tables import BAD, TableFile, columns, read_records, text
 from surd.trust import check_ref
 
 URL_COLUMNS = ("url", "URL", "image_url", "img_url", "src", "link", "image")
@@ -30,21 +30,20 @@ CAPTION_COLUMNS = ("caption", "TEXT", "text", "prompt", "complex_prompt", "Promp
 USES_NETWORK = True  # `surd ingest urls` takes the download options
 
 
+_COLUMNS = columns(url_col=("", "default: url, URL, image_url, src, ..."),
+                   caption_col=("", "default: caption, TEXT, text, prompt, ..."), negative_col="negative_prompt",
+                   id_col=("", "default: the URL"), simple_col="simple_prompt", license_col="license")
+
+
 @config
-class Config(TableFile):
+class Config(_COLUMNS, TableFile):
     """The list file (`TableFile`: path, format; img2dataset's input lists work as they are) and which of its
     columns hold the URL, prompt, negative prompt and id."""
 
     WHAT: ClassVar[str] = "URL list"
-    url_col: str = option("", help='URL column (default: url, URL, image_url, src, ...).')
-    caption_col: str = option("", help='Prompt column (default: caption, TEXT, text, prompt, ...).')
-    negative_col: str = option("negative_prompt", help='Negative prompt column (optional).')
-    id_col: str = option("", help='Stable id column (default: the URL).')
     source_name: str = option("urls", help='Source name recorded in each sample.')
     source_col: str = option("", help="Column naming each row's source ('' = every row's source is --source-name); a "
                              "list written by surd release rebuilds the same keys with it.")
-    simple_col: str = option("simple_prompt", help="Simple prompt column (optional).")
-    license_col: str = option("license", help="Licence column (optional).")
     sha256_col: str = option("sha256", help="Column with the expected sha256 of the image bytes, checked on download "
                              "(hash_mismatch) when present.")
     allow_local_files: bool = option(False, help="Also fetch plain paths, file:// and zip:// URLs (only for a list you "

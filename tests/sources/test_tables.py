@@ -7,7 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from surd.sources.tables import BAD, check_table, read_records, resolve_format, text
+from surd.options import ConfigError, cli_params, config, option
+from surd.sources.tables import BAD, TableFile, check_table, columns, read_records, resolve_format, text
 
 
 def test_jsonl_keeps_good_lines_and_marks_bad_ones_with_a_reason(tmp_path):
@@ -36,3 +37,23 @@ def test_check_table_names_the_missing_file_and_unknown_formats(tmp_path):
     (tmp_path / "m.xlsx").write_text("x")
     with pytest.raises(ValueError):
         check_table(str(tmp_path / "m.xlsx"), "auto", "manifest")
+
+
+def test_columns_declares_each_option_with_its_default_help_and_note_and_the_table_file_is_still_checked(tmp_path):
+    @config
+    class Cfg(columns(image_col=("img", "a path"), negative_col="neg"), TableFile):
+        extra: str = option("x", help="Own option.")
+
+        def __post_init__(self) -> None:
+            super().__post_init__()  # TableFile's check of the file, through the columns base
+
+    params = {p.name: p.parameter.default for p in cli_params(Cfg)}
+    assert [p.name for p in cli_params(Cfg)] == ["format", "image_col", "negative_col", "extra"]
+    assert params["image_col"].default == "img" and params["image_col"].help == "Column with the image (a path)."
+    assert params["negative_col"].help == "Column with the negative prompt, if any."
+    (tmp_path / "m.csv").write_text("img\na.jpg\n")
+    assert Cfg(path=str(tmp_path / "m.csv")).negative_col == "neg"
+    with pytest.raises(FileNotFoundError):
+        Cfg(path=str(tmp_path / "missing.csv"))
+    with pytest.raises(ConfigError, match="image_col must be a string"):
+        Cfg(path=str(tmp_path / "m.csv"), image_col=3)
