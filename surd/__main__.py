@@ -1,5 +1,5 @@
 """`python -m surd` is the `surd` command."""
 
-from surd.cli import main
+from surd.cli import entry
 
-main()
+entry()

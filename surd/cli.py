@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
+import threading
 
 import typer
 
@@ -64,3 +66,31 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.secho("interrupted: finished shards are kept; rerun the same command to resume", err=True)
         sys.exit(130)
+
+
+def entry() -> None:
+    """The `surd` process (console script and ``python -m surd``): `main`, then `leave` with its exit status."""
+    try:
+        main()
+    except SystemExit as e:
+        if isinstance(e.code, str):  # as the interpreter would: the message on stderr, status 1
+            sys.stderr.write(e.code + "\n")
+        leave(e.code if isinstance(e.code, int) else 0 if e.code is None else 1)
+    leave(0)
+
+
+def leave(code: int) -> None:
+    """Exit with `code` the way the interpreter does (wait for non-daemon threads, run the atexit handlers, flush
+    stdout and stderr), but without its final teardown, where a native library's thread pool still starting or
+    stopping (pyarrow's, seen under load) can abort the process with "terminate called without an active
+    exception" and status -6 after the command had finished and printed its result."""
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()  # the handlers a normal exit runs (Ray's shutdown, multiprocessing's, logging's)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more can reach it
+            pass
+    os._exit(code)

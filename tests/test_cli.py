@@ -136,3 +136,40 @@ def test_cli_imports_no_heavy_dependency():
             "print(','.join(m for m in heavy if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == ""
+
+
+class _Left(Exception):
+    """What the test's stand-in for os._exit raises: the status the process would have left with."""
+
+
+@pytest.mark.parametrize("argv,code", [(["surd", "version"], 0), (["surd", "card", "/no/such/run"], 2),
+                                       (["surd", "no-such-command"], 2)])
+def test_the_process_entry_leaves_with_mains_status_after_the_exit_handlers(monkeypatch, argv, code):
+    """`entry` (the console script, python -m surd) exits with main's status, having joined the threads a normal
+    exit waits for and run the atexit handlers, then leaves without the interpreter's teardown."""
+    import threading
+    import time
+    import types
+
+    import surd.cli as cli
+
+    events: list[str] = []
+    worker = threading.Thread(target=lambda: (time.sleep(0.2), events.append("thread")))
+    worker.start()
+    # the handlers themselves are not run here: they are this test process's own (pytest's, multiprocessing's)
+    monkeypatch.setattr(cli, "atexit", types.SimpleNamespace(_run_exitfuncs=lambda: events.append("atexit")))
+
+    def left(status: int) -> None:
+        raise _Left(status)
+
+    monkeypatch.setattr(cli.os, "_exit", left)
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(_Left) as info:
+        cli.entry()
+    assert info.value.args == (code,) and events == ["thread", "atexit"]
+
+
+def test_python_m_surd_and_the_console_script_use_the_entry():
+    r = subprocess.run([sys.executable, "-m", "surd", "card", "/no/such/run"], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.startswith("error: run folder /no/such/run does not exist")
+    assert 'surd = "surd.cli:entry"' in (REPO / "pyproject.toml").read_text()
