@@ -159,15 +159,9 @@ def list_rows(cfg: Config, state_dir: str, append: bool = False) -> Iterator[dic
     cursor, finished, n, sent, empty_run = None, False, 0, set(), 0
     dl, headers = DownloadConfig(**cfg.http), _headers(cfg)
     online = NetworkGate("civitai", cfg.base_url, dl, state_dir)
-    listing = Listing(log.pages(), append)
+    listing = Listing(log.pages(), append, log, online)
     while n < budget:
-        page = listing.next(finished)
-        if page is None and not finished:
-            online.check()
-            page = listing.fetched(_fetch_page(cfg, cursor, dl, headers), log)
-        elif page is None and listing.may_ask_again():
-            online.check()
-            page = listing.fetched(_fetch_page(cfg, listing.last["cursor"], dl, headers), log, again=True)
+        page = listing.step(finished, cursor, lambda at: _fetch_page(cfg, at, dl, headers))
         if page is None:
             return
         items = listing.new_items(page, lambda item: str(item.get("id")))

@@ -84,16 +84,10 @@ def list_rows(cfg: Any, state_dir: str, item_row: Callable[..., dict[str, Any]],
     api = site + ENDPOINT
     online = NetworkGate("lexica", site, dl, state_dir)
     for query in cfg.queries:
-        listing = Listing([p for p in saved if p["query"] == query], append)
+        listing = Listing([p for p in saved if p["query"] == query], append, log, online)
         cursor, sent, pages, finished = 0, set(), 0, False
         while not (cfg.max_pages and pages >= cfg.max_pages):
-            page = listing.next(finished)
-            if page is None and not finished:
-                online.check()
-                page = listing.fetched(fetch_page(cfg, query, cursor, dl), log)
-            elif page is None and listing.may_ask_again():
-                online.check()
-                page = listing.fetched(fetch_page(cfg, query, listing.last["cursor"], dl), log, again=True)
+            page = listing.step(finished, cursor, lambda at, query=query: fetch_page(cfg, query, at, dl))
             if page is None:
                 break
             pages += 0 if page.get("again") else 1

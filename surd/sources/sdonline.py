@@ -166,16 +166,10 @@ def list_rows(cfg: Config, state_dir: str, append: bool = False) -> Iterator[dic
     dl, budget, n = DownloadConfig(**cfg.http), cfg.max_items or float("inf"), 0
     online = NetworkGate("sdonline", cfg.base_url, dl, state_dir)
     for keyword in cfg.keywords:
-        listing = Listing([p for p in listed if p.get("keyword") == keyword], append)
+        listing = Listing([p for p in listed if p.get("keyword") == keyword], append, log, online, at="url")
         url, seen, finished = f"{cfg.base_url.rstrip('/')}/prompts/{keyword}", set(), False
         while not (cfg.max_pages and len(seen) >= cfg.max_pages) and n < budget:
-            page = listing.next(finished)
-            if page is None and not finished:
-                online.check()
-                page = listing.fetched(fetch_listing(url, keyword, dl), log)
-            elif page is None and listing.may_ask_again():
-                online.check()
-                page = listing.fetched(fetch_listing(listing.last["url"], keyword, dl), log, again=True)
+            page = listing.step(finished, url, lambda at, keyword=keyword: fetch_listing(at, keyword, dl))
             if page is None:
                 break
             if not page.get("again"):

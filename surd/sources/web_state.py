@@ -103,9 +103,11 @@ class Listing:
     pages, so a rerun lists exactly what the run before listed.
     """
 
-    def __init__(self, pages: list[dict[str, Any]], append: bool) -> None:
+    def __init__(self, pages: list[dict[str, Any]], append: bool, log: PageLog, online: NetworkGate,
+                 at: str = "cursor") -> None:
         self._saved = iter(pages)
         self.append = append
+        self._log, self._online, self._at = log, online, at  # `at`: the page field its request is made from
         self.last: dict[str, Any] | None = None  # the page taken last
         self._before: dict[str, Any] | None = None  # the page taken before it
         self._asked = False
@@ -125,13 +127,23 @@ class Listing:
         """Whether this run should ask the ended listing's last page again: an append, not asked yet this run."""
         return self.append and not self._asked and self.last is not None
 
-    def fetched(self, page: dict[str, Any], log: PageLog, again: bool = False) -> dict[str, Any]:
-        """Save a page fetched live (`again`: the last page asked again) and take it."""
-        if again:
-            page = {**page, "again": True}
-            self._asked = True
-        log.append(page)
-        return self._take(page)
+    def step(self, finished: bool, at: Any, fetch: Callable[[Any], dict[str, Any]]) -> dict[str, Any] | None:
+        """The listing's next page: a saved one; else, before the end, `fetch(at)` (the next cursor or URL); else,
+        when an append may, the last page fetched again; None when the listing is done. Live pages are saved
+        before they are returned, after the network check."""
+        page = self.next(finished)
+        if page is not None:
+            return page
+        if not finished or self.may_ask_again():
+            self._online.check()
+            again = finished  # then may_ask_again said so: there is a last page
+            page = fetch(self.last[self._at] if again and self.last else at)
+            if again:
+                page = {**page, "again": True}
+                self._asked = True
+            self._log.append(page)
+            return self._take(page)
+        return None
 
     def new_items(self, page: dict[str, Any], ident: Callable[[Any], Any],
                   items: Callable[[dict[str, Any]], list[Any]] = lambda p: p["items"]) -> list[Any]:
