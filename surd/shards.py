@@ -53,6 +53,10 @@ FIXED_MTIME = 0  # 1970-01-01: tars must not depend on when they were written
 CONFIG_NAME = "_config.json"
 SIDECAR_COLUMNS = ("key", "status", "reason", "detail", "meta")
 ROWS_SUFFIX = ".rows.json.zst"  # a planned shard's input rows (source stages): a zstd-compressed json array
+# Parquet is read with use_threads=False everywhere in surd: a read through Arrow's CPU thread pool leaves its
+# threads running, and their teardown at interpreter exit can abort the process after its work is done
+# ("terminate called without an active exception", status -6: apache/arrow#34314, seen here in full-suite runs).
+# Sidecars and row lists gain little from decoding threads.
 
 
 def shard_name(index: int) -> str:
@@ -387,7 +391,7 @@ def read_sidecar(dataset_dir: str | os.PathLike, stem: str, *, verify: bool = Tr
         check(path, expected, size=got["size"], sha256=got["sha256"] if "sha256" in expected else None)
     try:
         with pq.ParquetFile(io.BytesIO(data)) as f:
-            table = f.read()
+            table = f.read(use_threads=False)  # no Arrow pool threads (see ROWS_SUFFIX's note)
     except (pa.ArrowException, OSError, ValueError) as e:
         raise ShardCorrupt(f"{path} is not a readable parquet sidecar ({e})") from None
     check(path, expected, samples=table.num_rows)

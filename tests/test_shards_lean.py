@@ -133,3 +133,33 @@ def test_encode_uses_a_descriptor_per_thread():
         files = list(pool.map(lambda _: _scratch(), range(8)))
     assert all(isinstance(f, io.FileIO) for f in files)
     assert _scratch() is _scratch()
+
+
+def test_every_parquet_read_in_surd_runs_without_arrows_thread_pool():
+    """A read through Arrow's CPU thread pool leaves threads whose teardown at exit can abort a finished process
+    (status -6; apache/arrow#34314): every read_table / iter_batches / ParquetFile.read call passes use_threads=False."""
+    import ast
+
+    def reads(tree: ast.AST):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                    node.func.attr in ("read_table", "iter_batches"):
+                yield node
+            if isinstance(node, ast.With):  # with pq.ParquetFile(...) as f: ... f.read(...)
+                names = {i.optional_vars.id for i in node.items if isinstance(i.optional_vars, ast.Name) and
+                         isinstance(i.context_expr, ast.Call) and isinstance(i.context_expr.func, ast.Attribute)
+                         and i.context_expr.func.attr == "ParquetFile"}
+                for inner in (n for stmt in node.body for n in ast.walk(stmt)):
+                    if isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute) and \
+                            inner.func.attr == "read" and isinstance(inner.func.value, ast.Name) and \
+                            inner.func.value.id in names:
+                        yield inner
+
+    found, missing = 0, []
+    for path in sorted((ROOT / "surd").rglob("*.py")):
+        for node in reads(ast.parse(path.read_text())):
+            found += 1
+            given = {k.arg: k.value for k in node.keywords}
+            if not (isinstance(given.get("use_threads"), ast.Constant) and given["use_threads"].value is False):
+                missing.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert found >= 4 and not missing, missing

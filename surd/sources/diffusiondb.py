@@ -70,7 +70,7 @@ def _rows_table(cfg: Config) -> list[dict[str, Any]]:
     missing = [c for c in ("image_name", "prompt", "part_id") if c not in schema_names]
     if missing:
         raise ValueError(f"{cfg.path} lacks DiffusionDB column(s) {missing}: is it DiffusionDB's metadata.parquet?")
-    table = pq.read_table(local, columns=[c for c in COLUMNS if c in schema_names])
+    table = pq.read_table(local, columns=[c for c in COLUMNS if c in schema_names], use_threads=False)
     if cfg.part_ids:
         table = table.filter(pc.is_in(table["part_id"], value_set=pa.array(cfg.part_ids)))
     table = table.sort_by([("part_id", "ascending"), ("image_name", "ascending")])

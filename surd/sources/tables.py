@@ -129,7 +129,7 @@ def _read_csv(path: str, delimiter: str) -> Iterator[dict[str, Any]]:
 
 def _read_parquet(path: str) -> Iterator[dict[str, Any]]:
     with storage.open_file(path, "rb") as f:
-        for batch in pq.ParquetFile(f).iter_batches(batch_size=8192):
+        for batch in pq.ParquetFile(f).iter_batches(batch_size=8192, use_threads=False):
             yield from batch.to_pylist()
 
 

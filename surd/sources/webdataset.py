@@ -147,7 +147,7 @@ def _parquet(location: str, cfg: Config) -> list[dict[str, Any]]:
         if not storage.exists(where):
             return []
         with storage.open_file(where) as f:
-            return pq.read_table(f).to_pylist()
+            return pq.read_table(f, use_threads=False).to_pylist()
     except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
         raise _ShardError("bad_parquet", f"{where}: {e}") from e
 

@@ -355,7 +355,8 @@ def test_token_url_opens_the_site_and_saves(browser, tmp_path):
         assert "missing or wrong token" in browser.page_source
         open_page(browser, base + "?token=" + token)
         assert browser.current_url == base  # the token moved into a cookie, out of the address bar
-        assert browser.execute_script("return document.querySelector('.card img').naturalWidth") > 0
+        # the thumbnail came through the cookie-authenticated server (it loads after the page: waited for, not raced)
+        assert wait_for(browser, "(document.querySelector('.card img') || {}).naturalWidth") > 0
         set_name(browser, "carol")
         press(browser, "r")
         wait_for(browser, "SURD_STATE.revs.get(SURD_INDEX.keys[0]) === 1")
