@@ -155,15 +155,16 @@ def finalize(output_dir: str, cfg: Config) -> dict[str, int]:
         index, todo = kept.KeptIndex({"dedup": "sha256"}), shards.list_done(output_dir)
     old = index.column("sha256", "U64")
     order = np.argsort(old)
+    old_sorted = old[order]
     first: dict[str, str] = {}
     drops: dict[str, dict[str, tuple[str, str]]] = {}
     new_keys: list[str] = []
     for stem in todo:
         rows = [r for r in shards.read_sidecar(output_dir, stem) if r["status"] == "kept" and r["meta"].get("sha256")]
         shas = np.asarray([r["meta"]["sha256"] for r in rows], dtype="U64")
-        at = np.minimum(np.searchsorted(old[order], shas), max(len(old) - 1, 0))
+        at = np.minimum(np.searchsorted(old_sorted, shas), max(len(old) - 1, 0))
         for row, sha, j in zip(rows, shas.tolist(), at.tolist()):
-            keeper = str(index.keys[order[j]]) if len(old) and old[order[j]] == sha else first.get(sha)
+            keeper = str(index.keys[order[j]]) if len(old) and old_sorted[j] == sha else first.get(sha)
             if keeper is not None:
                 drops.setdefault(stem, {})[row["key"]] = ("duplicate_image", f"same bytes as {keeper}")
             else:
