@@ -91,6 +91,19 @@ def test_settings_come_from_the_file_and_flags_override_them(tmp_path, calls):
     assert calls[0]["out"] == str(tmp_path / "here" / "sample" / "00_ingest")
 
 
+def test_append_from_the_file_or_the_flag_reaches_only_the_ingest_step(tmp_path, calls):
+    run_pipeline(_write(tmp_path, append=True), progress=False)
+    assert [(c["out"].rsplit("/", 1)[-1], c["append"]) for c in calls] == [("00_ingest", True), ("01_dedup", False)]
+    calls.clear()
+    run_pipeline(_write(tmp_path), progress=False, append=True)  # surd run --append
+    assert [c["append"] for c in calls] == [True, False]
+    calls.clear()
+    run_pipeline(_write(tmp_path, append=True), progress=False, append=False)  # the flag overrides the file
+    assert [c["append"] for c in calls] == [False, False]
+    with pytest.raises(ValueError, match="append"):
+        load_pipeline(_write(tmp_path, append="yes"))
+
+
 def test_surd_run_needs_no_flags(tmp_path):
     """`surd run FILE` with runs_dir and workers in the file; `--executor local` overrides the file's ray."""
     path = _write(tmp_path, runs_dir=str(tmp_path / "runs"), executor="ray", address="127.0.0.1:1", workers=2)
