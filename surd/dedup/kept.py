@@ -3,8 +3,8 @@
 A stage's `finalize` decides over every done shard at once (first in shard order wins). After an append, the
 shards it already decided have not changed, so it need only read the new shards and compare their samples with
 what was kept: ``<output>/_state/<name>_kept.npz`` holds the covered shards, the kept samples' keys and one column
-per compared value (pHash, prompt digest, sha256), with the settings they were decided under. `new_stems` says
-which shards to read; it answers None (decide over everything again) when the index does not describe the output
+per compared value (pHash, prompt digest, sha256), with the settings they were decided under. `open_index` gives
+the index and the shards to read; it answers None (decide over everything again) when the index does not describe the output
 any more: other settings, a covered shard no longer done, or a new shard that sorts before a covered one (a shard
 that failed earlier and was finished later: first-wins order would change).
 """
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from surd import storage
+from surd import shards, storage
 from surd.files import write_bytes_atomic
 
 STATE_DIR = "_state"
@@ -39,19 +39,16 @@ class KeptIndex:
         self.stems = [*self.stems, *stems]
         self.keys = np.concatenate([self.keys, np.asarray(keys, dtype="U16")])
         for name, values in columns.items():
-            old = self.columns.get(name)
-            self.columns[name] = np.asarray(values) if old is None or not len(old) else np.concatenate([old, values])
-
-    def column(self, name: str, dtype: Any) -> np.ndarray:
-        return self.columns.get(name, np.zeros(0, dtype=dtype))
+            self.columns[name] = np.concatenate([self.columns[name], np.asarray(values, dtype=self.columns[name].dtype)])
 
 
 def path_of(output_dir: str, name: str) -> str:
     return storage.join(output_dir, STATE_DIR, f"{name}_kept.npz")
 
 
-def read(output_dir: str, name: str, settings: dict[str, Any]) -> KeptIndex | None:
-    """The saved index, or None when there is none, it was made under other settings, or it cannot be read."""
+def read(output_dir: str, name: str, settings: dict[str, Any], dtypes: dict[str, Any]) -> KeptIndex | None:
+    """The saved index, or None when there is none, it was made under other settings, it cannot be read, or its
+    arrays do not fit together (a column missing, of another type or another length than the keys)."""
     path = path_of(output_dir, name)
     if not storage.exists(path):
         return None
@@ -59,10 +56,26 @@ def read(output_dir: str, name: str, settings: dict[str, Any]) -> KeptIndex | No
         with np.load(io.BytesIO(storage.read_bytes(path)), allow_pickle=False) as z:
             if json.loads(str(z["settings"])) != settings:
                 return None
-            columns = {k[len("col_"):]: z[k] for k in z.files if k.startswith("col_")}
-            return KeptIndex(settings, [str(s) for s in z["stems"]], z["keys"], columns)
+            keys, stems = z["keys"], [str(s) for s in z["stems"]]
+            columns = {k: z[f"col_{k}"] for k in dtypes}
     except (OSError, ValueError, KeyError, zipfile.BadZipFile):  # damaged: decide over everything again
         return None
+    if keys.dtype.kind != "U" or keys.ndim != 1 or any(
+            v.dtype != np.dtype(dtypes[k]) or v.shape != keys.shape for k, v in columns.items()):
+        return None
+    return KeptIndex(settings, stems, keys, columns)
+
+
+def open_index(output_dir: str, name: str, settings: dict[str, Any],
+               dtypes: dict[str, Any]) -> tuple[KeptIndex, list[str]]:
+    """The index to extend and the done shards to decide: the saved index and the shards it does not cover, or an
+    empty index and every done shard when it must be rebuilt (`read`, `new_stems`)."""
+    done = shards.list_done(output_dir)
+    index = read(output_dir, name, settings, dtypes)
+    todo = new_stems(index, done)
+    if index is None or todo is None:
+        return KeptIndex(settings, columns={k: np.zeros(0, dtype=v) for k, v in dtypes.items()}), done
+    return index, todo
 
 
 def write(output_dir: str, name: str, index: KeptIndex) -> None:

@@ -65,11 +65,9 @@ def read_plan(state_dir: str, shard_size: int, input_tag: dict[str, Any] | None)
     return _shards(directory, doc["shards"])
 
 
-def planned_keys(state_dir: str, shard_size: int) -> np.ndarray:
-    """[N] uint64: the key of every row of the finished plan, in plan order (empty without one). Read from
-    ``_keys.npy``; a plan made before that file existed is read from its row files."""
-    directory = plan_dir(state_dir)
-    doc = _finished(directory, shard_size)
+def _planned_keys(directory: str, doc: dict[str, Any] | None) -> np.ndarray:
+    """[N] uint64: the key of every row of the finished plan `doc`, in plan order (empty without one). Read from
+    ``_keys.npy``; a plan made before that file existed, or one whose file is damaged, is read from its row files."""
     if doc is None:
         return np.zeros(0, dtype=np.uint64)
     path = storage.join(directory, KEYS)
@@ -130,7 +128,7 @@ def plan_rows(rows: Iterable[dict[str, Any]], state_dir: str, shard_size: int,
     doc = _finished(directory, shard_size)
     if doc is not None and (not append or (input_tag is not None and doc.get("input") == input_tag)):
         return read_plan(state_dir, shard_size, input_tag) or []
-    old_keys = planned_keys(state_dir, shard_size)
+    old_keys = _planned_keys(directory, doc)
     old_counts: list[int] = list(doc["shards"]) if doc is not None else []
     planned = _Planned(old_keys)
     storage.makedirs(directory)

@@ -97,9 +97,9 @@ class PageLog:
 class Listing:
     """The walk over one paged listing's saved pages, and what an append adds past its end.
 
-    A listing that had ended (no next cursor) is asked for its last page again when a run appends (`may_ask_again`,
-    once a run): that page is saved marked ``again``, and only its items the page before did not hold are new
-    (`new_items`); its next cursor, if it now has one, is followed as usual. A replay of the log walks the same
+    A listing that had ended (no next cursor) is asked for its last page again when a run appends (once a run):
+    that page is saved marked ``again``, and only its items the page before did not hold are new (`new_items`);
+    its next cursor, if it now has one, is followed as usual (`step`). A replay of the log walks the same
     pages, so a rerun lists exactly what the run before listed.
     """
 
@@ -116,14 +116,14 @@ class Listing:
         self._before, self.last = self.last, page
         return page
 
-    def next(self, finished: bool) -> dict[str, Any] | None:
+    def _next(self, finished: bool) -> dict[str, Any] | None:
         """The next saved page, or None when none is left; after the listing's end only a page that asked again."""
         page = next(self._saved, None)
         if page is None or (finished and not page.get("again")):
             return None
         return self._take(page)
 
-    def may_ask_again(self) -> bool:
+    def _may_ask_again(self) -> bool:
         """Whether this run should ask the ended listing's last page again: an append, not asked yet this run."""
         return self.append and not self._asked and self.last is not None
 
@@ -131,12 +131,12 @@ class Listing:
         """The listing's next page: a saved one; else, before the end, `fetch(at)` (the next cursor or URL); else,
         when an append may, the last page fetched again; None when the listing is done. Live pages are saved
         before they are returned, after the network check."""
-        page = self.next(finished)
+        page = self._next(finished)
         if page is not None:
             return page
-        if not finished or self.may_ask_again():
+        if not finished or self._may_ask_again():
             self._online.check()
-            again = finished  # then may_ask_again said so: there is a last page
+            again = finished  # then _may_ask_again said so: there is a last page
             page = fetch(self.last[self._at] if again and self.last else at)
             if again:
                 page = {**page, "again": True}

@@ -104,13 +104,10 @@ def finalize(output_dir: str | Path, cfg: Config) -> dict[str, int]:
 
     out = str(output_dir)  # a path or a URL (surd.storage)
     settings = {"max_distance": cfg.max_distance, "prompt_dedup": cfg.prompt_dedup, "hash": HASH}
-    index = kept.read(out, NAME, settings)
-    todo = kept.new_stems(index, shards.list_done(out))
-    if index is None or todo is None:
-        index, todo = kept.KeptIndex(settings), shards.list_done(out)
+    index, todo = kept.open_index(out, NAME, settings, {"phash": np.uint64, "prompt": "U32"})
     stems, keys, hashes, prompts = _kept_rows(out, todo)
     digests = [prompt_digest(p) if cfg.prompt_dedup else "" for p in prompts]
-    old_hashes, old_digests = index.column("phash", np.uint64), index.column("prompt", "U32")
+    old_hashes, old_digests = index.columns["phash"], index.columns["prompt"]
     near = near_pairs_between(np.asarray(hashes, dtype=np.uint64), old_hashes, cfg.max_distance)[1]
     same_prompt = np.flatnonzero(np.isin(old_digests, [d for d in digests if d])) if cfg.prompt_dedup else []
     context = sorted(set(near.tolist()) | set(np.asarray(same_prompt).tolist()))  # kept samples that matter

@@ -149,11 +149,8 @@ def finalize(output_dir: str, cfg: Config) -> dict[str, int]:
     """
     if not cfg.dedup:
         return {}
-    index = kept.read(output_dir, NAME, {"dedup": "sha256"})
-    todo = kept.new_stems(index, shards.list_done(output_dir))
-    if index is None or todo is None:
-        index, todo = kept.KeptIndex({"dedup": "sha256"}), shards.list_done(output_dir)
-    old = index.column("sha256", "U64")
+    index, todo = kept.open_index(output_dir, NAME, {"dedup": "sha256"}, {"sha256": "U64"})
+    old = index.columns["sha256"]
     order = np.argsort(old)
     old_sorted = old[order]
     first: dict[str, str] = {}

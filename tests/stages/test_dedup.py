@@ -334,10 +334,18 @@ def test_a_damaged_or_foreign_index_is_rebuilt_and_a_late_shard_asks_for_it(tmp_
     hashed_shards(tmp_path / "grown", h, prompts, 100, [3, 4])
     dedup.finalize(tmp_path / "grown", cfg)
     assert outcomes(tmp_path / "grown") == outcomes(tmp_path / "whole")
-    assert kept.read(str(tmp_path / "grown"), "dedup", {"max_distance": 9}) is None  # other settings: not used
-    saved = kept.read(str(tmp_path / "grown"), "dedup", {"max_distance": 8, "prompt_dedup": False,
-                                                         "hash": dedup.HASH})
+    settings = {"max_distance": 8, "prompt_dedup": False, "hash": dedup.HASH}
+    dtypes = {"phash": np.uint64, "prompt": "U32"}
+    assert kept.read(str(tmp_path / "grown"), "dedup", {"max_distance": 9}, dtypes) is None  # other settings
+    saved = kept.read(str(tmp_path / "grown"), "dedup", settings, dtypes)
     assert saved is not None and saved.stems == [f"{i:05d}" for i in range(5)]
+    for bad in ({"phash": saved.columns["phash"][:-1]}, {"phash": saved.columns["phash"].astype(np.float64)},
+                {"prompt": None}):  # a column a row short, of another type, missing: not used
+        columns = {k: v for k, v in {**saved.columns, **bad}.items() if v is not None}
+        kept.write(str(tmp_path / "grown"), "dedup", kept.KeptIndex(settings, saved.stems, saved.keys, columns))
+        assert kept.read(str(tmp_path / "grown"), "dedup", settings, dtypes) is None
+        dedup.finalize(tmp_path / "grown", cfg)  # decided over everything again: the same outcomes
+        assert outcomes(tmp_path / "grown") == outcomes(tmp_path / "whole")
     assert kept.new_stems(saved, [f"{i:05d}" for i in range(7)]) == ["00005", "00006"]
     assert kept.new_stems(kept.KeptIndex({}, ["00000", "00002"]), ["00000", "00001", "00002"]) is None  # late
     assert kept.new_stems(kept.KeptIndex({}, ["00000", "00009"]), ["00000"]) is None  # a covered shard gone
